@@ -1,0 +1,1 @@
+"""The local stack: emulators, the Google sandbox and every function, on one machine."""

@@ -1,0 +1,339 @@
+"""Start, reset and stop the real local stack: emulators, the Google sandbox, functions.
+
+Used by the tests, the benchmarks and ``./deploy.sh local``. Every process starts in
+its own session (process group), so stopping it also stops what it forked (the
+emulators' java processes, functions-framework's gunicorn workers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS = ROOT / "functions"
+PROJECT = "classcal-local"
+
+
+class MissingComponent(RuntimeError):
+    """A tool the local stack needs is not installed; the message says which package."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, bytes]:
+    """A small HTTP call for control endpoints; returns (status, body) on any status."""
+    data = None
+    all_headers = dict(headers or {})
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        all_headers.setdefault("Content-Type", "application/json")
+    request = urllib.request.Request(url, data=data, method=method, headers=all_headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def wait_for_http(url: str, process: ManagedProcess | None = None, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.popen.poll() is not None:
+            raise RuntimeError(f"{process.name} exited early:\n{process.tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answered: it is up
+        except OSError:
+            time.sleep(0.1)
+    tail = process.tail() if process else ""
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s\n{tail}")
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    url: str = ""
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once (a crash, as the benchmarks inject)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM the whole process group, then SIGKILL whatever is left."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=grace)
+        # The group may outlive its leader (java children of the emulator scripts).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=grace)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def spawn(
+    name: str,
+    argv: list[str],
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> ManagedProcess:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    log = log_path.open("wb")
+    popen = subprocess.Popen(
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=dict(env if env is not None else os.environ),
+        cwd=cwd or ROOT,
+        start_new_session=True,
+    )
+    return ManagedProcess(name=name, popen=popen, log_path=log_path, _log=log)
+
+
+def _gcloud() -> str:
+    gcloud = shutil.which("gcloud")
+    if gcloud is None:
+        raise MissingComponent(
+            "the Google Cloud CLI is not installed: install Debian's 'google-cloud-cli' "
+            "with 'google-cloud-cli-firestore-emulator' and 'google-cloud-cli-pubsub-emulator'"
+        )
+    return gcloud
+
+
+def _require_emulator(folder: str, package: str) -> None:
+    sdk_root = Path(os.path.realpath(_gcloud())).parent.parent
+    if not (sdk_root / "platform" / folder).is_dir():
+        raise MissingComponent(
+            f"the {folder} is not installed: install Debian's '{package}' "
+            f"(or 'gcloud components install {folder}')"
+        )
+    if shutil.which("java") is None:
+        raise MissingComponent("the emulators need Java: install Debian's 'default-jre-headless'")
+
+
+def start_firestore(log_dir: Path, port: int | None = None) -> ManagedProcess:
+    _require_emulator("cloud-firestore-emulator", "google-cloud-cli-firestore-emulator")
+    port = port or free_port()
+    process = spawn(
+        "firestore-emulator",
+        [_gcloud(), "emulators", "firestore", "start", f"--host-port=127.0.0.1:{port}", "--quiet"],
+        log_dir,
+    )
+    process.url = f"127.0.0.1:{port}"
+    try:
+        wait_for_http(f"http://{process.url}/", process)
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
+def start_pubsub(log_dir: Path, port: int | None = None) -> ManagedProcess:
+    _require_emulator("pubsub-emulator", "google-cloud-cli-pubsub-emulator")
+    port = port or free_port()
+    process = spawn(
+        "pubsub-emulator",
+        [
+            _gcloud(),
+            "beta",
+            "emulators",
+            "pubsub",
+            "start",
+            f"--host-port=127.0.0.1:{port}",
+            f"--project={PROJECT}",
+            "--quiet",
+        ],
+        log_dir,
+    )
+    process.url = f"127.0.0.1:{port}"
+    try:
+        wait_for_http(f"http://{process.url}/", process)
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
+def start_sandbox(log_dir: Path, port: int = 0) -> ManagedProcess:
+    """The local Google sandbox; it prints its URL as its first line."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / "sandbox.log"
+    log = log_path.open("wb")
+    popen = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    process = ManagedProcess(name="sandbox", popen=popen, log_path=log_path, _log=log)
+    assert popen.stdout is not None
+    line = popen.stdout.readline().decode().strip()
+    if not line.startswith("sandbox listening on "):
+        process.stop()
+        raise RuntimeError(f"the sandbox did not start: {line!r}\n{process.tail()}")
+    process.url = line.rsplit(" ", 1)[1]
+    # Keep draining stdout into the log so the sandbox never blocks on a full pipe.
+    _drain(popen.stdout, log)
+    wait_for_http(f"{process.url}/_sandbox/health", process)
+    return process
+
+
+def _drain(stream: IO[bytes], sink: IO[bytes]) -> None:
+    import threading
+
+    def pump() -> None:
+        for chunk in iter(lambda: stream.readline(), b""):
+            with contextlib.suppress(ValueError):
+                sink.write(chunk)
+                sink.flush()
+
+    threading.Thread(target=pump, daemon=True).start()
+
+
+def function_names() -> list[str]:
+    """Every Cloud Function in functions/ (a folder with a main.py)."""
+    return sorted(p.parent.name for p in FUNCTIONS.glob("*/main.py"))
+
+
+def start_function(
+    name: str,
+    env: Mapping[str, str],
+    log_dir: Path,
+    port: int | None = None,
+    signature_type: str | None = None,
+) -> ManagedProcess:
+    """Serve functions/<name>/main.py under functions-framework, as Cloud Functions does."""
+    port = port or free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "functions_framework",
+        f"--target={name}",
+        f"--source={FUNCTIONS / name / 'main.py'}",
+        "--host=127.0.0.1",
+        f"--port={port}",
+    ]
+    if signature_type:
+        argv.append(f"--signature-type={signature_type}")
+    full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    process = spawn(f"function-{name}", argv, log_dir, env=full_env)
+    process.url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{process.url}/_health_probe_", process, timeout=30)
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
+def reset_firestore(host: str, project: str = PROJECT) -> None:
+    status, body = http(
+        "DELETE", f"http://{host}/emulator/v1/projects/{project}/databases/(default)/documents"
+    )
+    if status != 200:
+        raise RuntimeError(f"could not wipe the Firestore emulator: {status} {body[:200]!r}")
+
+
+def reset_pubsub(host: str, project: str = PROJECT) -> None:
+    base = f"http://{host}/v1/projects/{project}"
+    for kind, key in (("subscriptions", "subscriptions"), ("topics", "topics")):
+        status, body = http("GET", f"{base}/{kind}")
+        if status != 200:
+            raise RuntimeError(f"could not list Pub/Sub {kind}: {status}")
+        for item in json.loads(body or b"{}").get(key, []):
+            name = item["name"] if isinstance(item, dict) else item
+            http("DELETE", f"http://{host}/v1/{name}")
+
+
+@dataclass
+class PubSub:
+    """The Pub/Sub emulator through its REST API (the payments system's side)."""
+
+    host: str
+    project: str = PROJECT
+
+    def create_topic(self, topic: str) -> None:
+        status, body = http(
+            "PUT", f"http://{self.host}/v1/projects/{self.project}/topics/{topic}", {}
+        )
+        if status not in (200, 409):
+            raise RuntimeError(f"create topic {topic}: {status} {body[:200]!r}")
+
+    def create_push_subscription(
+        self, name: str, topic: str, push_endpoint: str, ack_deadline: int = 10
+    ) -> None:
+        status, body = http(
+            "PUT",
+            f"http://{self.host}/v1/projects/{self.project}/subscriptions/{name}",
+            {
+                "topic": f"projects/{self.project}/topics/{topic}",
+                "pushConfig": {"pushEndpoint": push_endpoint},
+                "ackDeadlineSeconds": ack_deadline,
+            },
+        )
+        if status not in (200, 409):
+            raise RuntimeError(f"create subscription {name}: {status} {body[:200]!r}")
+
+    def publish(self, topic: str, payloads: list[bytes]) -> list[str]:
+        import base64
+
+        status, body = http(
+            "POST",
+            f"http://{self.host}/v1/projects/{self.project}/topics/{topic}:publish",
+            {"messages": [{"data": base64.b64encode(p).decode()} for p in payloads]},
+        )
+        if status != 200:
+            raise RuntimeError(f"publish to {topic}: {status} {body[:200]!r}")
+        return list(json.loads(body)["messageIds"])
+
+
+def push_url(function_url: str, topic: str, project: str = PROJECT) -> str:
+    """A push endpoint whose path names the topic, as functions-framework expects."""
+    return f"{function_url}/projects/{project}/topics/{topic}"

@@ -1,0 +1,178 @@
+"""The calendar client: every Google Calendar call classcal makes goes through here.
+
+It adds three things to google-api-python-client: one service object per thread
+(httplib2 is not thread-safe), retries by the library's own ``execute(num_retries=...)``,
+and the translation of Google's answers into classcal's error types, including a
+second chance with a freshly read refresh token after ``invalid_grant``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import Any
+
+from shared import google_clients, tokens
+from shared.config import get_config
+from shared.errors import (
+    AdminReconnectRequired,
+    ClasscalError,
+    Duplicate,
+    Gone,
+    GoogleUnavailable,
+    NotFound,
+    PermanentError,
+)
+
+_RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
+_SCOPE_REASONS = frozenset({"insufficientPermissions", "forbiddenForNonOrganizer", "forbidden"})
+
+_calls: ContextVar[Counter[str] | None] = ContextVar("calendar_calls", default=None)
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def count_calls() -> Iterator[Counter[str]]:
+    """Count the Calendar calls made inside the block, by method (for log lines)."""
+    counter: Counter[str] = Counter()
+    token = _calls.set(counter)
+    try:
+        yield counter
+    finally:
+        _calls.reset(token)
+
+
+def _service(credentials: Any, api_key: str | None) -> Any:
+    key = (id(credentials), api_key)
+    cached = getattr(_local, "service", None)
+    if cached is None or cached[0] != key:
+        service = google_clients.calendar_service(credentials, developer_key=api_key)
+        # Keep a reference to the credentials so their id cannot be reused while cached.
+        _local.service = (key, service, credentials)
+        return service
+    return cached[1]
+
+
+def _reason(error: Any) -> str:
+    details = getattr(error, "error_details", None)
+    if isinstance(details, list) and details and isinstance(details[0], dict):
+        return str(details[0].get("reason", ""))
+    return ""
+
+
+def translate_http_error(error: Any, what: str) -> ClasscalError:
+    """Map a googleapiclient HttpError to classcal's error types."""
+    status = int(error.status_code or 0)
+    reason = _reason(error)
+    label = f"Calendar {what}: HTTP {status} {reason}".rstrip()
+    if status == 401:
+        return AdminReconnectRequired(f"{label}: {tokens.RECONNECT_HINT}")
+    if status == 403 and reason in _SCOPE_REASONS:
+        return AdminReconnectRequired(
+            f"{label}: the stored grant lacks calendar access; {tokens.RECONNECT_HINT}"
+        )
+    if status == 429 or status >= 500 or (status == 403 and reason in _RATE_REASONS):
+        return GoogleUnavailable(label)
+    if status == 404:
+        return NotFound(label)
+    if status == 409:
+        return Duplicate(label)
+    if status == 410:
+        return Gone(label, code=reason or "gone")
+    return PermanentError(label, code=f"calendar_{reason or status}")
+
+
+def execute(
+    make_request: Callable[[Any], Any],
+    *,
+    what: str,
+    api_key: str | None = None,
+) -> Any:
+    """Build a request with ``make_request(service)``, run it, and translate failures.
+
+    With ``api_key`` the call is made with that key and no credentials (public calendars).
+    """
+    from google.auth.exceptions import RefreshError, TransportError
+    from googleapiclient.errors import HttpError
+
+    config = get_config()
+    credentials = None if api_key else tokens.admin_credentials()
+    for attempt in (1, 2):
+        counter = _calls.get()
+        if counter is not None:
+            counter[what] += 1
+        try:
+            request = make_request(_service(credentials, api_key))
+            return request.execute(num_retries=config.google_api_retries)
+        except HttpError as error:
+            raise translate_http_error(error, what) from None
+        except RefreshError as error:
+            if not tokens.is_invalid_grant(error):
+                raise GoogleUnavailable(f"Calendar {what}: token refresh failed") from None
+            if attempt == 2:
+                raise AdminReconnectRequired(
+                    f"Google refused the refresh token (invalid_grant): {tokens.RECONNECT_HINT}"
+                ) from None
+            credentials = tokens.reload_admin_credentials(credentials)
+        except (TimeoutError, TransportError, OSError) as error:
+            # httplib2 raises OSError subclasses (and TimeoutError) once its retries are spent.
+            raise GoogleUnavailable(f"Calendar {what}: {type(error).__name__}") from None
+    raise AssertionError("unreachable")
+
+
+def calendar_id() -> str:
+    return get_config().calendar_id
+
+
+def insert_event(body: dict[str, Any], *, send_updates: str) -> dict[str, Any]:
+    return execute(
+        lambda s: s.events().insert(
+            calendarId=calendar_id(),
+            body=body,
+            conferenceDataVersion=1,
+            sendUpdates=send_updates,
+        ),
+        what="events.insert",
+    )
+
+
+def get_event(event_id: str) -> dict[str, Any]:
+    return execute(
+        lambda s: s.events().get(calendarId=calendar_id(), eventId=event_id),
+        what="events.get",
+    )
+
+
+def delete_event(event_id: str, *, send_updates: str) -> None:
+    execute(
+        lambda s: s.events().delete(
+            calendarId=calendar_id(), eventId=event_id, sendUpdates=send_updates
+        ),
+        what="events.delete",
+    )
+
+
+def list_events(**params: Any) -> dict[str, Any]:
+    api_key = params.pop("api_key", None)
+    return execute(
+        lambda s: s.events().list(calendarId=calendar_id(), **params),
+        what="events.list",
+        api_key=api_key,
+    )
+
+
+def watch_events(channel: dict[str, Any]) -> dict[str, Any]:
+    return execute(
+        lambda s: s.events().watch(calendarId=calendar_id(), body=channel),
+        what="events.watch",
+    )
+
+
+def stop_channel(channel_id: str, resource_id: str) -> None:
+    execute(
+        lambda s: s.channels().stop(body={"id": channel_id, "resourceId": resource_id}),
+        what="channels.stop",
+    )

@@ -1,0 +1,229 @@
+"""Configuration: one frozen dataclass, read from the environment on first use.
+
+Every variable is parsed and validated when the configuration is first read, so a
+malformed value fails at once with an error naming it. Variables that only some
+functions need (the OAuth client secret, the admin email, ...) may be unset; reading
+them through ``Config.require`` then fails with the variable's name.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shared.errors import ConfigError
+
+SEND_UPDATES_VALUES = ("all", "externalOnly", "none")
+
+DEFAULT_EVENT_SUMMARY = "Clase de Inglés"
+DEFAULT_EVENT_DESCRIPTION = "La clase sera {classType} con x{participants} participantes"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting classcal reads. Field names match the variables, lower-cased."""
+
+    google_cloud_project: str | None
+    auth_google_id: str | None
+    auth_google_secret: str | None
+    google_redirect_uri: str | None
+    admin_email: str | None
+    base_url: str | None
+    calendar_id: str
+    calendar_api_key: str | None
+    calendar_timezone: str
+    refresh_token_secret: str
+    send_updates: str
+    event_summary: str
+    event_description: str
+    google_sandbox_url: str | None
+    google_api_retries: int
+    google_http_timeout_seconds: float
+    scheduling_lease_seconds: int
+    past_grace_minutes: int
+    conference_poll_delays: tuple[float, ...]
+    list_window_days: int
+    list_cache_ttl_seconds: float
+    allowed_origins: tuple[str, ...]
+    calendar_webhook_url: str | None
+    channel_renew_before_hours: float
+    channel_ttl_hours: float
+    reconcile_grace_minutes: int
+
+    def require(self, name: str) -> str:
+        """The value of an optional variable that this code path needs."""
+        value = getattr(self, name.lower())
+        if value is None or value == "":
+            raise ConfigError(f"{name.upper()} is not set; this function needs it")
+        return value
+
+    @property
+    def project(self) -> str:
+        return self.require("GOOGLE_CLOUD_PROJECT")
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.calendar_timezone)
+
+
+def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    value = env.get(name, "").strip()
+    return value or default
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _float(
+    env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float
+) -> float:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    raw = _text(env, name)
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must be an absolute http(s) URL, got {raw!r}")
+    return raw
+
+
+def _timezone(env: Mapping[str, str]) -> str:
+    name = _text(env, "CALENDAR_TIMEZONE", "America/Argentina/Buenos_Aires")
+    assert name is not None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"CALENDAR_TIMEZONE must be an IANA time zone, got {name!r}") from None
+    return name
+
+
+def _origins(env: Mapping[str, str], base_url: str | None) -> tuple[str, ...]:
+    raw = _text(env, "ALLOWED_ORIGINS")
+    if raw is None:
+        # The booking page lives at BASE_URL: let it read busy slots by default.
+        if base_url is None:
+            return ()
+        parts = urlsplit(base_url)
+        return (f"{parts.scheme}://{parts.netloc}",)
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc):
+            raise ConfigError(
+                f"ALLOWED_ORIGINS entries must be '*' or http(s) origins, got {origin!r}"
+            )
+    return origins
+
+
+def _delays(env: Mapping[str, str]) -> tuple[float, ...]:
+    raw = _text(env, "CONFERENCE_POLL_DELAYS", "0.5,1,2,4")
+    assert raw is not None
+    try:
+        delays = tuple(float(d) for d in raw.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"CONFERENCE_POLL_DELAYS must be comma-separated seconds, got {raw!r}"
+        ) from None
+    if len(delays) > 10 or any(not 0 <= d <= 30 for d in delays):
+        raise ConfigError("CONFERENCE_POLL_DELAYS takes at most 10 delays of 0 to 30 seconds")
+    return delays
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _text(env, name, default)
+    assert value is not None
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def from_env(env: Mapping[str, str]) -> Config:
+    """Parse and validate every variable; raise ConfigError naming the first bad one."""
+    base_url = _url(env, "BASE_URL")
+    admin_email = _text(env, "ADMIN_EMAIL")
+    if admin_email is not None and "@" not in admin_email:
+        raise ConfigError(f"ADMIN_EMAIL must be an email address, got {admin_email!r}")
+    secret_name = _text(env, "REFRESH_TOKEN_SECRET", "calendar-refresh-token")
+    assert secret_name is not None
+    if not secret_name.replace("-", "").replace("_", "").isalnum() or len(secret_name) > 255:
+        raise ConfigError(f"REFRESH_TOKEN_SECRET must be a Secret Manager id, got {secret_name!r}")
+    sandbox = _url(env, "GOOGLE_SANDBOX_URL")
+    return Config(
+        google_cloud_project=_text(env, "GOOGLE_CLOUD_PROJECT"),
+        auth_google_id=_text(env, "AUTH_GOOGLE_ID"),
+        auth_google_secret=_text(env, "AUTH_GOOGLE_SECRET"),
+        google_redirect_uri=_url(env, "GOOGLE_REDIRECT_URI"),
+        admin_email=admin_email,
+        base_url=base_url,
+        calendar_id=_text(env, "CALENDAR_ID", "primary") or "primary",
+        calendar_api_key=_text(env, "CALENDAR_API_KEY"),
+        calendar_timezone=_timezone(env),
+        refresh_token_secret=secret_name,
+        send_updates=_choice(env, "SEND_UPDATES", "all", SEND_UPDATES_VALUES),
+        event_summary=_text(env, "EVENT_SUMMARY", DEFAULT_EVENT_SUMMARY) or DEFAULT_EVENT_SUMMARY,
+        event_description=_text(env, "EVENT_DESCRIPTION", DEFAULT_EVENT_DESCRIPTION)
+        or DEFAULT_EVENT_DESCRIPTION,
+        google_sandbox_url=sandbox.rstrip("/") if sandbox else None,
+        google_api_retries=_int(env, "GOOGLE_API_RETRIES", 4, 0, 10),
+        google_http_timeout_seconds=_float(env, "GOOGLE_HTTP_TIMEOUT_SECONDS", 15.0, 0.1, 300.0),
+        scheduling_lease_seconds=_int(env, "SCHEDULING_LEASE_SECONDS", 120, 1, 3600),
+        past_grace_minutes=_int(env, "PAST_GRACE_MINUTES", 30, 0, 7 * 24 * 60),
+        conference_poll_delays=_delays(env),
+        list_window_days=_int(env, "LIST_WINDOW_DAYS", 60, 1, 90),
+        list_cache_ttl_seconds=_float(env, "LIST_CACHE_TTL_SECONDS", 30.0, 0.0, 3600.0),
+        allowed_origins=_origins(env, base_url),
+        calendar_webhook_url=_url(env, "CALENDAR_WEBHOOK_URL"),
+        channel_renew_before_hours=_float(env, "CHANNEL_RENEW_BEFORE_HOURS", 24.0, 0.0, 24 * 30),
+        channel_ttl_hours=_float(env, "CHANNEL_TTL_HOURS", 24.0 * 7, 0.01, 24 * 30),
+        reconcile_grace_minutes=_int(env, "RECONCILE_GRACE_MINUTES", 10, 0, 7 * 24 * 60),
+    )
+
+
+_lock = threading.Lock()
+_config: Config | None = None
+
+
+def get_config() -> Config:
+    """The configuration, parsed from os.environ the first time it is asked for."""
+    global _config
+    if _config is None:
+        with _lock:
+            if _config is None:
+                _config = from_env(os.environ)
+    return _config
+
+
+def reset_config() -> None:
+    """Forget the parsed configuration (tests change the environment between cases)."""
+    global _config
+    with _lock:
+        _config = None
+
+
+ENVIRONMENT_VARIABLES = tuple(f.name.upper() for f in fields(Config))

@@ -1,0 +1,100 @@
+"""One error tree. Whether a Pub/Sub message is retried follows from the type alone.
+
+``PermanentError``: retrying the same input cannot help, so event functions log and
+acknowledge. ``TransientError``: the same input may succeed later, so event functions
+raise and Pub/Sub redelivers. ``ConfigError`` is neither: a misconfigured deployment is
+fixed by a redeploy, and until then messages must be kept, so it is retried too.
+
+Every error carries a short machine ``code`` (stored on bookings and logged) and a
+``message`` that is safe to show: never a token, a code or an access code.
+"""
+
+from __future__ import annotations
+
+
+class ClasscalError(Exception):
+    """Base of every error classcal raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(ClasscalError):
+    """A missing or malformed environment variable; the message names it."""
+
+    code = "config_error"
+
+
+class PermanentError(ClasscalError):
+    """The input can never succeed: log it, record it, acknowledge it."""
+
+    code = "permanent_error"
+
+
+class TransientError(ClasscalError):
+    """The same input may succeed later: retry it."""
+
+    code = "transient_error"
+
+
+class InvalidMessage(PermanentError):
+    """A Pub/Sub message or HTTP body that does not follow the contract."""
+
+    code = "invalid_message"
+
+
+class BookingNotFound(PermanentError):
+    code = "booking_not_found"
+
+
+class InvalidBooking(PermanentError):
+    """A booking document that cannot be scheduled as it stands (missing times, ...)."""
+
+    code = "invalid_booking"
+
+
+class GoogleUnavailable(TransientError):
+    """Google answered 429, 5xx, a rate-limit 403, or not at all, after the client's retries."""
+
+    code = "google_unavailable"
+
+
+class AdminReconnectRequired(TransientError):
+    """The admin's refresh token is missing, revoked or lacks a scope: reconnect Google."""
+
+    code = "admin_reconnect_required"
+
+
+class ConferencePending(TransientError):
+    """Google is still creating the Meet conference."""
+
+    code = "conference_pending"
+
+
+class BookingBusy(TransientError):
+    """Another delivery holds the booking's scheduling lease."""
+
+    code = "booking_busy"
+
+
+class NotFound(ClasscalError):
+    """A Google resource (event, channel, secret) does not exist."""
+
+    code = "not_found"
+
+
+class Gone(ClasscalError):
+    """Google says the resource is deleted, or a sync token expired (HTTP 410)."""
+
+    code = "gone"
+
+
+class Duplicate(ClasscalError):
+    """An insert with a client-supplied id that already exists (HTTP 409)."""
+
+    code = "duplicate"

@@ -1,0 +1,249 @@
+"""The token store: every Secret Manager call, and the admin's Google credentials.
+
+The admin's refresh token lives in one secret (``REFRESH_TOKEN_SECRET``), one version
+per connection. An instance reads it once and keeps the credentials (and so the
+access token, until it expires). When Google answers ``invalid_grant`` the secret is
+read again once, since the admin may have reconnected since, before giving up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from shared import google_clients
+from shared.config import get_config
+from shared.errors import AdminReconnectRequired, GoogleUnavailable
+from shared.logs import get_logger
+
+if TYPE_CHECKING:
+    from google.oauth2.credentials import Credentials
+
+log = get_logger(__name__)
+
+RECONNECT_HINT = "the admin must reconnect Google by visiting the OAuth start URL"
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    refresh_token: str
+    version: str  # full resource name of the secret version it came from
+
+    def __repr__(self) -> str:  # never print the token itself
+        return f"StoredToken(version={self.version!r})"
+
+
+@dataclass(frozen=True)
+class SecretVersionInfo:
+    name: str
+    state: str
+    create_time: datetime | None
+
+
+def _retry() -> Any:
+    """A short retry: the library default turns a Secret Manager outage into 60 s of waiting."""
+    from google.api_core import exceptions, retry
+
+    return retry.Retry(
+        predicate=retry.if_exception_type(
+            exceptions.ServiceUnavailable,
+            exceptions.InternalServerError,
+            exceptions.TooManyRequests,
+        ),
+        initial=0.2,
+        maximum=2.0,
+        multiplier=2.0,
+        timeout=10.0,
+    )
+
+
+def _secret_path() -> str:
+    config = get_config()
+    return f"projects/{config.project}/secrets/{config.refresh_token_secret}"
+
+
+def _translate(error: Exception, what: str) -> Exception:
+    from google.api_core import exceptions
+
+    if isinstance(error, exceptions.NotFound):
+        return AdminReconnectRequired(f"no Google connection is stored ({what}): {RECONNECT_HINT}")
+    if isinstance(error, exceptions.FailedPrecondition):
+        return AdminReconnectRequired(
+            f"the stored Google connection is disabled ({what}): {RECONNECT_HINT}"
+        )
+    if isinstance(error, exceptions.PermissionDenied):
+        return GoogleUnavailable(f"Secret Manager denied {what}: check the service account's role")
+    return GoogleUnavailable(f"Secret Manager failed to {what}: {type(error).__name__}")
+
+
+def read_refresh_token() -> StoredToken:
+    """The newest version of the refresh-token secret."""
+    from google.api_core import exceptions
+
+    client = google_clients.secret_manager_client()
+    try:
+        response = client.access_secret_version(
+            name=f"{_secret_path()}/versions/latest", retry=_retry(), timeout=10.0
+        )
+    except exceptions.GoogleAPICallError as error:
+        raise _translate(error, "read the refresh token") from None
+    token = response.payload.data.decode("utf-8").strip()
+    if not token:
+        raise AdminReconnectRequired(f"the stored refresh token is empty: {RECONNECT_HINT}")
+    return StoredToken(refresh_token=token, version=response.name)
+
+
+def _ensure_secret(client: Any) -> None:
+    from google.api_core import exceptions
+
+    config = get_config()
+    with contextlib.suppress(exceptions.AlreadyExists):
+        client.create_secret(
+            parent=f"projects/{config.project}",
+            secret_id=config.refresh_token_secret,
+            secret={"replication": {"automatic": {}}},
+            retry=_retry(),
+            timeout=10.0,
+        )
+
+
+def list_versions() -> list[SecretVersionInfo]:
+    """Every version of the refresh-token secret, newest first."""
+    from google.api_core import exceptions
+
+    client = google_clients.secret_manager_client()
+    try:
+        versions = [
+            SecretVersionInfo(
+                name=v.name,
+                state=v.state.name,
+                create_time=v.create_time if v.create_time else None,
+            )
+            for v in client.list_secret_versions(
+                parent=_secret_path(), retry=_retry(), timeout=10.0
+            )
+        ]
+    except exceptions.NotFound:
+        return []
+    except exceptions.GoogleAPICallError as error:
+        raise _translate(error, "list the refresh token versions") from None
+    return sorted(versions, key=lambda v: int(v.name.rsplit("/", 1)[1]), reverse=True)
+
+
+def store_refresh_token(refresh_token: str) -> str:
+    """Add the token as the newest version, then disable every older enabled version.
+
+    Returns the new version's resource name. Older versions are disabled rather than
+    destroyed so an operator can still roll back by enabling one.
+    """
+    from google.api_core import exceptions
+
+    client = google_clients.secret_manager_client()
+    try:
+        _ensure_secret(client)
+        added = client.add_secret_version(
+            parent=_secret_path(),
+            payload={"data": refresh_token.encode("utf-8")},
+            retry=_retry(),
+            timeout=10.0,
+        )
+        for version in list_versions():
+            if version.name != added.name and version.state == "ENABLED":
+                client.disable_secret_version(name=version.name, retry=_retry(), timeout=10.0)
+    except exceptions.GoogleAPICallError as error:
+        raise _translate(error, "store the refresh token") from None
+    _admin.forget()
+    log.info("stored a new refresh token version", extra={"secret_version": added.name})
+    return added.name
+
+
+class _AdminCredentials:
+    """The admin's credentials, built once per instance and shared by its threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._credentials: Credentials | None = None
+        self._version: str | None = None
+
+    def get(self) -> Credentials:
+        with self._lock:
+            if self._credentials is None:
+                self._load()
+            assert self._credentials is not None
+            return self._credentials
+
+    def reload_after_invalid_grant(self, failed: Credentials) -> Credentials:
+        """Read the secret again; return credentials only if it now holds another token."""
+        with self._lock:
+            if self._credentials is not None and self._credentials is not failed:
+                return self._credentials  # another thread already reloaded
+            previous = self._version
+            self._load()
+            if self._version == previous:
+                self._credentials = None  # the next delivery reads the secret afresh
+                raise AdminReconnectRequired(
+                    f"Google refused the stored refresh token (invalid_grant): {RECONNECT_HINT}"
+                )
+            log.info(
+                "picked up a new refresh token version", extra={"secret_version": self._version}
+            )
+            assert self._credentials is not None
+            return self._credentials
+
+    def forget(self) -> None:
+        with self._lock:
+            self._credentials = None
+            self._version = None
+
+    def _load(self) -> None:
+        from google.oauth2.credentials import Credentials
+
+        config = get_config()
+        stored = read_refresh_token()
+        self._credentials = Credentials(
+            token=None,
+            refresh_token=stored.refresh_token,
+            client_id=config.require("AUTH_GOOGLE_ID"),
+            client_secret=config.require("AUTH_GOOGLE_SECRET"),
+            token_uri=google_clients.endpoints(config).token_uri,
+            scopes=[google_clients.CALENDAR_SCOPE],
+        )
+        self._version = stored.version
+
+
+_admin = _AdminCredentials()
+
+
+def admin_credentials() -> Credentials:
+    return _admin.get()
+
+
+def reload_admin_credentials(failed: Credentials) -> Credentials:
+    return _admin.reload_after_invalid_grant(failed)
+
+
+def forget_admin_credentials() -> None:
+    _admin.forget()
+
+
+def is_invalid_grant(error: Exception) -> bool:
+    """Whether a google-auth RefreshError says the grant is revoked or expired."""
+    details = error.args[1] if len(error.args) > 1 else None
+    if isinstance(details, dict):
+        return details.get("error") == "invalid_grant"
+    return "invalid_grant" in str(error)
+
+
+__all__ = [
+    "StoredToken",
+    "admin_credentials",
+    "forget_admin_credentials",
+    "is_invalid_grant",
+    "list_versions",
+    "read_refresh_token",
+    "reload_admin_credentials",
+    "store_refresh_token",
+]
