@@ -1,0 +1,151 @@
+"""The demo that ``./deploy.sh local --once`` runs against the local stack.
+
+1. The admin connects the school's Google account through the real OAuth function and
+   the sandbox's consent page (the form is submitted as a browser would).
+2. A student's booking is written to Firestore, as the booking page does.
+3. The payments system publishes the approved payment to ``payments``.
+4. classcal schedules the class: the booking gets its Calendar event and Meet link.
+5. The public busy-slots endpoint shows the new slot.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import uuid
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from typing import Any
+
+import requests
+
+from localstack import processes
+from localstack.stack import ADMIN_EMAIL, Stack
+
+
+class DemoFailed(Exception):
+    """The demo could not finish; the message says at which step and why."""
+
+
+class _FormParser(HTMLParser):
+    """Collects the first form on a page, as a browser would submit it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.fields: list[tuple[str, str]] = []
+        self.buttons: dict[str, tuple[str, str]] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form" and self.action is None:
+            self.action = a.get("action", "")
+        elif tag == "input" and a.get("name"):
+            kind = a.get("type", "text").lower()
+            if kind in ("checkbox", "radio") and "checked" not in a:
+                return
+            if kind == "submit":
+                self.buttons[a.get("id", a["name"])] = (a["name"], a.get("value", ""))
+            else:
+                self.fields.append((a["name"], a.get("value", "")))
+        elif tag == "button":
+            key = a.get("id") or a.get("value", "")
+            if a.get("name"):
+                self.buttons[key] = (a["name"], a.get("value", ""))
+            else:
+                self.buttons[key] = ("", "")
+
+
+def connect_admin(stack: Stack) -> str:
+    """Connect Google as the admin would: /start, Allow on the consent page, /callback."""
+    oauth = stack.functions.get("oauth_callback")
+    if oauth is None:
+        raise DemoFailed("there is no oauth_callback function to connect Google with")
+    session = requests.Session()
+    consent = session.get(f"{oauth.url}/start", timeout=30)
+    if consent.status_code != 200 or "<form" not in consent.text:
+        raise DemoFailed(f"/start did not lead to a consent page (HTTP {consent.status_code})")
+    form = _FormParser()
+    form.feed(consent.text)
+    if form.action is None or "allow" not in form.buttons:
+        raise DemoFailed("the consent page has no form with an Allow button")
+    data = list(form.fields)
+    name, value = form.buttons["allow"]
+    if name:
+        data.append((name, value))
+    result = session.post(urllib.parse.urljoin(consent.url, form.action), data=data, timeout=30)
+    if result.status_code != 200:
+        raise DemoFailed(f"the OAuth callback answered HTTP {result.status_code}")
+    return ADMIN_EMAIL
+
+
+def _write_booking(stack: Stack) -> tuple[str, str]:
+    from google.cloud import firestore
+
+    client = firestore.Client(project=processes.PROJECT)
+    student_id = f"student-{uuid.uuid4().hex[:8]}"
+    booking_id = f"demo-{uuid.uuid4().hex[:12]}"
+    preference_id = f"162275027-{uuid.uuid4().hex[:8]}"
+    start = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    client.collection("users").document(student_id).set(
+        {"email": "student@example.test", "name": "Ana Student"}
+    )
+    client.collection("virtualClasses").document(booking_id).set(
+        {
+            "bookedById": student_id,
+            "preferenceId": preference_id,
+            "startTime": start,
+            "endTime": start + timedelta(hours=1),
+            "classType": "individual",
+            "maxParticipants": 1,
+            "learningFocus": "conversation",
+            "classPrice": 15000,
+            "status": "pending",
+        }
+    )
+    return booking_id, preference_id
+
+
+def _wait_for_booking(booking_id: str, timeout: float = 90.0) -> dict[str, Any]:
+    from google.cloud import firestore
+
+    client = firestore.Client(project=processes.PROJECT)
+    deadline = time.monotonic() + timeout
+    booking: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        booking = client.collection("virtualClasses").document(booking_id).get().to_dict() or {}
+        if booking.get("status") == "scheduled":
+            return booking
+        time.sleep(0.5)
+    reason = booking.get("schedulingMessage") or booking.get("schedulingReason") or "no reason"
+    raise DemoFailed(f"booking {booking_id} was not scheduled within {timeout:.0f} s ({reason})")
+
+
+def run(stack: Stack) -> None:
+    print("1. the admin connects the school's Google account (OAuth consent) ...", flush=True)
+    email = connect_admin(stack)
+    print(f"   connected as {email}", flush=True)
+
+    if "calendar_maintenance" in stack.functions:
+        stack.pubsub_client.publish("calendar-maintenance", [b"{}"])
+
+    print("2. a student books a class ...", flush=True)
+    booking_id, preference_id = _write_booking(stack)
+    print(f"   booking {booking_id}, preference {preference_id}", flush=True)
+
+    print("3. MercadoPago approves the payment (published to Pub/Sub topic 'payments') ...")
+    payment = {"preferenceId": preference_id, "status": "approved", "paymentId": "demo-1"}
+    stack.pubsub_client.publish("payments", [json.dumps(payment).encode()])
+
+    booking = _wait_for_booking(booking_id)
+    print("4. the class is scheduled:", flush=True)
+    print(f"   Meet link      {booking['htmlLink']}", flush=True)
+    print(f"   Calendar event {booking['googleEventId']}", flush=True)
+    print(f"   starts         {booking['startTime'].isoformat()}", flush=True)
+
+    if "list_events" in stack.functions:
+        slots = requests.get(stack.functions["list_events"].url, timeout=30)
+        if slots.status_code != 200:
+            raise DemoFailed(f"list_events answered HTTP {slots.status_code}")
+        print(f"5. busy slots published for the booking page: {len(slots.json())}", flush=True)
