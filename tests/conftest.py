@@ -65,6 +65,9 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
         "FIRESTORE_EMULATOR_HOST",
         "PUBSUB_EMULATOR_HOST",
         "GOOGLE_SANDBOX_URL",
+        # functions-framework writes this into os.environ when it loads a function:
+        # left behind, it changes how the next undecorated function is served.
+        "FUNCTION_SIGNATURE_TYPE",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)

@@ -1,0 +1,165 @@
+"""A small client of the sandbox's /_sandbox/ control endpoints, for tests,
+benchmarks and the local demo. Standard library only."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+# The sandbox is always local: never route control calls through a proxy.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class SandboxControlError(RuntimeError):
+    """A control call failed; `status` is the HTTP status (0: no answer)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+
+
+class SandboxControl:
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310 - the URL is the sandbox's own
+            f"{self.url}/_sandbox/{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"} if data is not None else {},
+        )
+        try:
+            with _OPENER.open(request, timeout=self.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")
+            exc.close()
+            raise SandboxControlError(exc.code, detail) from exc
+        except OSError as exc:
+            raise SandboxControlError(0, str(exc)) from exc
+        return json.loads(raw) if raw else None
+
+    # --- lifecycle ----------------------------------------------------------
+
+    def wait_until_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._call("GET", "health")
+                return
+            except SandboxControlError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "health")
+
+    def reset(self) -> None:
+        self._call("POST", "reset", {})
+
+    # --- OAuth ------------------------------------------------------------
+
+    def register_client(
+        self, client_id: str, client_secret: str, redirect_uris: list[str]
+    ) -> dict[str, Any]:
+        return self._call(
+            "POST",
+            "clients",
+            {
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "redirect_uris": redirect_uris,
+            },
+        )
+
+    def issue_token(self, email: str, client_id: str, scope: str | list[str]) -> dict[str, Any]:
+        """Tokens as if `email` consented offline: refresh_token, access_token, expires_in, ..."""
+        return self._call(
+            "POST", "tokens", {"email": email, "client_id": client_id, "scope": scope}
+        )
+
+    def set_oauth(self, **knobs: Any) -> dict[str, Any]:
+        """omit_refresh_token, access_token_ttl, id_token={aud, iss, exp_offset,
+        email_verified, bad_signature, ...}; no arguments clears them."""
+        return self._call("POST", "oauth", knobs)
+
+    # --- Calendar ---------------------------------------------------------
+
+    def add_calendar(
+        self,
+        calendar_id: str,
+        owner: str | None = None,
+        public: bool = False,
+        time_zone: str | None = None,
+        summary: str | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": calendar_id, "owner": owner or calendar_id, "public": public}
+        if time_zone is not None:
+            body["timeZone"] = time_zone
+        if summary is not None:
+            body["summary"] = summary
+        return self._call("POST", "calendars", body)
+
+    def set_conference(self, pending_reads: int = 0, outcome: str = "success") -> dict[str, Any]:
+        return self._call(
+            "POST", "conference", {"pending_reads": pending_reads, "outcome": outcome}
+        )
+
+    def expire_sync_tokens(self, calendar: str | None = None) -> int:
+        body = {"calendar": calendar} if calendar is not None else {}
+        return self._call("POST", "sync_tokens/expire", body)["expired"]
+
+    def events(self, calendar: str) -> list[dict[str, Any]]:
+        """Every event, tombstones included; each has a `sandbox` key with its sendUpdates log."""
+        query = urllib.parse.urlencode({"calendar": calendar})
+        return self._call("GET", f"events?{query}")["items"]
+
+    def channels(self) -> list[dict[str, Any]]:
+        return self._call("GET", "channels")["channels"]
+
+    # --- faults and stats ---------------------------------------------------
+
+    def fault(
+        self,
+        method: str | None,
+        path: str,
+        status: int,
+        reason: str | None = None,
+        count: int | None = 1,
+        probability: float | None = None,
+        commit: bool = False,
+        delay: float | None = None,
+        message: str | None = None,
+    ) -> dict[str, Any]:
+        """Make matching requests fail. `method` is an HTTP method or a discovery method id
+        (None: any); `path` a regex searched in the request path; `count=None` means
+        unlimited (with or without `probability`). `status=0` with `delay` only delays."""
+        body: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "status": status,
+            "reason": reason,
+            "count": count,
+            "commit": commit,
+        }
+        if probability is not None:
+            body["probability"] = probability
+        if delay is not None:
+            body["delay"] = delay
+        if message is not None:
+            body["message"] = message
+        return self._call("POST", "faults", body)
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "stats")
