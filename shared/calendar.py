@@ -38,11 +38,15 @@ _local = threading.local()
 def count_calls() -> Iterator[Counter[str]]:
     """Count the Calendar calls made inside the block, by method (for log lines)."""
     counter: Counter[str] = Counter()
+    outer = _calls.get()
     token = _calls.set(counter)
     try:
         yield counter
     finally:
         _calls.reset(token)
+        # A caller counting around several counted blocks (maintenance) sees them all.
+        if outer is not None:
+            outer.update(counter)
 
 
 def _service(credentials: Any, api_key: str | None) -> Any:
@@ -90,16 +94,21 @@ def execute(
     *,
     what: str,
     api_key: str | None = None,
+    credentials: Any = None,
 ) -> Any:
     """Build a request with ``make_request(service)``, run it, and translate failures.
 
     With ``api_key`` the call is made with that key and no credentials (public calendars).
+    With ``credentials`` the call uses them and gets no second chance after
+    ``invalid_grant``: it is those credentials that are being tried, not the stored ones.
     """
     from google.auth.exceptions import RefreshError, TransportError
     from googleapiclient.errors import HttpError
 
     config = get_config()
-    credentials = None if api_key else tokens.admin_credentials()
+    given = credentials is not None
+    if not given:
+        credentials = None if api_key else tokens.admin_credentials()
     for attempt in (1, 2):
         counter = _calls.get()
         if counter is not None:
@@ -112,7 +121,7 @@ def execute(
         except RefreshError as error:
             if not tokens.is_invalid_grant(error):
                 raise GoogleUnavailable(f"Calendar {what}: token refresh failed") from None
-            if attempt == 2:
+            if attempt == 2 or given:
                 raise AdminReconnectRequired(
                     f"Google refused the refresh token (invalid_grant): {tokens.RECONNECT_HINT}"
                 ) from None
@@ -175,4 +184,17 @@ def stop_channel(channel_id: str, resource_id: str) -> None:
     execute(
         lambda s: s.channels().stop(body={"id": channel_id, "resourceId": resource_id}),
         what="channels.stop",
+    )
+
+
+def list_events_with(credentials: Any, **params: Any) -> dict[str, Any]:
+    """events.list with the given credentials instead of the stored admin's.
+
+    The OAuth callback proves a fresh grant works with it; no second chance with the
+    stored token, since it is the fresh grant that is being checked.
+    """
+    return execute(
+        lambda s: s.events().list(calendarId=calendar_id(), **params),
+        what="events.list",
+        credentials=credentials,
     )

@@ -98,3 +98,43 @@ class Duplicate(ClasscalError):
     """An insert with a client-supplied id that already exists (HTTP 409)."""
 
     code = "duplicate"
+
+
+class InvalidParameter(InvalidMessage):
+    """An HTTP query parameter that does not follow the contract; ``parameter`` names it."""
+
+    code = "invalid_parameter"
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class ConnectionRefused(PermanentError):
+    """The admin's attempt to connect Google cannot complete as it stands.
+
+    ``http_status`` is the answer to send; ``title`` and ``advice`` are plain-language
+    text for the admin's browser (never a token or a code).
+    """
+
+    code = "connection_refused"
+
+    def __init__(
+        self, message: str, *, code: str, http_status: int, title: str, advice: str
+    ) -> None:
+        super().__init__(message, code=code)
+        self.http_status = http_status
+        self.title = title
+        self.advice = advice
+
+
+class StoreUnavailable(TransientError):
+    """Firestore did not answer (unavailable, deadline exceeded, contention after retries)."""
+
+    code = "store_unavailable"
+
+
+class ConferenceFailed(PermanentError):
+    """Google created the event but could not create its Meet conference."""
+
+    code = "conference_failed"

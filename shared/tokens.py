@@ -100,7 +100,8 @@ def _ensure_secret(client: Any) -> None:
     from google.api_core import exceptions
 
     config = get_config()
-    with contextlib.suppress(exceptions.AlreadyExists):
+    # Over REST a 409 arrives as Conflict (AlreadyExists is its gRPC-mapped subclass).
+    with contextlib.suppress(exceptions.Conflict):
         client.create_secret(
             parent=f"projects/{config.project}",
             secret_id=config.refresh_token_secret,
