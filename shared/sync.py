@@ -1,0 +1,288 @@
+"""Changes made in Google Calendar flow back to bookings: push notifications and sync.
+
+Google tells a watch channel only *that* something changed; what changed is learnt by
+an incremental ``events.list`` with the calendar's stored sync token. So a verified
+``exists`` notification runs :func:`sync_calendar`, which lists every page of changes,
+applies those of classcal's events to their bookings, and stores the next token. An
+expired token (410) falls back to a full list of the booking window.
+
+Exactly-once: only the holder of the calendar's sync lease lists and applies changes
+(see ``shared.sync_state``); notifications arriving meanwhile only mark the calendar
+dirty, and the holder runs one more pass before letting go. Applying a change is
+idempotent on top of that: a booking is written only when it differs from the event,
+and never with an event version older than one already applied.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared import bookings, calendar, scheduling, sync_state
+from shared.errors import Gone, PermanentError
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+# Google's own limits on the values we compare; anything longer is not Google's.
+MAX_CHANNEL_ID = 64
+MAX_CHANNEL_TOKEN = 256
+MAX_HEADER = 512
+
+SYNC_LEASE_SECONDS = 120.0
+# A storm of notifications must not keep one request syncing forever: after this many
+# passes the lease is given back still dirty, and the next notification carries on.
+MAX_PASSES = 5
+PAGE_SIZE = 2500
+MAX_PAGES = 40
+# A full resync lists this window. Bookings are sold at most 90 days ahead
+# (LIST_WINDOW_DAYS <= 90), but the admin may move a class further out; a class that
+# ended a day ago is no longer worth correcting.
+RESYNC_PAST = timedelta(days=1)
+RESYNC_FUTURE = timedelta(days=365)
+
+REJECTED = "rejected"  # the webhook answers 403
+ACKNOWLEDGED = "acknowledged"  # `sync` handshake
+IGNORED = "ignored"  # authentic, but nothing to do (retired channel, another calendar, ...)
+SYNCED = "synced"
+COALESCED = "coalesced"  # a running sync will cover this notification
+
+
+@dataclass(frozen=True)
+class Notification:
+    channel_id: str
+    token: str
+    resource_id: str
+    resource_state: str
+    message_number: str
+
+    def __repr__(self) -> str:  # the channel token is a credential
+        return (
+            f"Notification(channel_id={self.channel_id!r}, state={self.resource_state!r}, "
+            f"message_number={self.message_number!r})"
+        )
+
+
+@dataclass
+class SyncResult:
+    coalesced: bool = False
+    passes: int = 0
+    full_resync: bool = False
+    events_listed: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def applied(self) -> int:
+        return self.outcomes["cancelled"] + self.outcomes["updated"]
+
+    def log_fields(self) -> dict[str, Any]:
+        return {
+            "coalesced": self.coalesced,
+            "passes": self.passes,
+            "full_resync": self.full_resync,
+            "events_listed": self.events_listed,
+            "changes_applied": self.applied,
+            "event_outcomes": dict(self.outcomes),
+        }
+
+
+@dataclass(frozen=True)
+class NotificationResult:
+    status: str
+    reason: str = ""
+    sync: SyncResult | None = None
+
+
+def parse_notification(headers: Mapping[str, str]) -> Notification | None:
+    """The notification's headers, or None when they cannot be Google's (missing, oversized)."""
+    channel_id = headers.get("X-Goog-Channel-ID") or ""
+    token = headers.get("X-Goog-Channel-Token") or ""
+    resource_id = headers.get("X-Goog-Resource-ID") or ""
+    state = headers.get("X-Goog-Resource-State") or ""
+    number = headers.get("X-Goog-Message-Number") or ""
+    if not channel_id or not token or not state:
+        return None
+    if len(channel_id) > MAX_CHANNEL_ID or len(token) > MAX_CHANNEL_TOKEN:
+        return None
+    if any(len(v) > MAX_HEADER for v in (resource_id, state, number)):
+        return None
+    return Notification(channel_id, token, resource_id, state, number)
+
+
+def verify(notification: Notification) -> tuple[sync_state.Channel | None, str]:
+    """The channel the notification is for, or None and the reason it is refused."""
+    channel = sync_state.get_channel(notification.channel_id)
+    if channel is None:
+        return None, "unknown_channel"
+    if not channel.token or not hmac.compare_digest(
+        notification.token.encode(), channel.token.encode()
+    ):
+        return None, "bad_channel_token"
+    # The first `sync` may arrive before the watch response told us the resource id.
+    if channel.resource_id and notification.resource_id != channel.resource_id:
+        return None, "resource_mismatch"
+    return channel, ""
+
+
+def handle_notification(headers: Mapping[str, str]) -> NotificationResult:
+    """Verify one push notification and, for a change, sync the calendar."""
+    notification = parse_notification(headers)
+    if notification is None:
+        return NotificationResult(REJECTED, "malformed_headers")
+    channel, refusal = verify(notification)
+    if channel is None:
+        return NotificationResult(REJECTED, refusal)
+    if channel.state not in sync_state.LIVE_STATES:
+        # Google may keep notifying briefly after channels.stop; the new channel covers it.
+        return NotificationResult(IGNORED, f"channel_{channel.state}")
+    if channel.calendar_id != calendar.calendar_id():
+        return NotificationResult(IGNORED, "other_calendar")
+    if notification.resource_state == "sync":
+        return NotificationResult(ACKNOWLEDGED, "sync")
+    if notification.resource_state not in ("exists", "not_exists"):
+        return NotificationResult(IGNORED, "unknown_resource_state")
+    result = sync_calendar()
+    return NotificationResult(COALESCED if result.coalesced else SYNCED, sync=result)
+
+
+def sync_calendar() -> SyncResult:
+    """Bring every booking in step with the calendar, unless a running sync will do it."""
+    calendar_id = calendar.calendar_id()
+    lease = sync_state.request_sync(calendar_id, SYNC_LEASE_SECONDS)
+    result = SyncResult()
+    if lease is None:
+        result.coalesced = True
+        return result
+    try:
+        for _ in range(MAX_PASSES):
+            result.passes += 1
+            token = sync_state.start_pass(lease, SYNC_LEASE_SECONDS)
+            events, next_token, full = list_changes(token)
+            result.full_resync |= full
+            result.events_listed += len(events)
+            for event in events:
+                result.outcomes[apply_event(event)] += 1
+            if sync_state.finish_pass(
+                lease, next_token, full=full, lease_seconds=SYNC_LEASE_SECONDS
+            ):
+                return result
+        log.warning(
+            "calendar still changing after several passes; the next notification continues",
+            extra={"calendar_id": calendar_id, "passes": result.passes},
+        )
+        sync_state.abandon_sync(lease)
+        return result
+    except sync_state.LeaseLost:
+        # Our lease expired and another sync took over: it lists from the stored token,
+        # and whatever we applied is idempotent.
+        log.warning("sync lease lost to another sync", extra={"calendar_id": calendar_id})
+        return result
+    except BaseException:
+        try:
+            sync_state.abandon_sync(lease)
+        except Exception:  # the original error matters more; the lease expires anyway
+            log.warning("could not release the sync lease", extra={"calendar_id": calendar_id})
+        raise
+
+
+def list_changes(sync_token: str | None) -> tuple[list[dict[str, Any]], str | None, bool]:
+    """Every changed event since ``sync_token`` (or the whole window), the next token, full?"""
+    if sync_token:
+        try:
+            events, next_token = _list_all({"syncToken": sync_token})
+            return events, next_token, False
+        except Gone:
+            log.warning("sync token expired: running a full resync of the booking window")
+    now = datetime.now(UTC)
+    events, next_token = _list_all(
+        {
+            "timeMin": (now - RESYNC_PAST).isoformat(),
+            "timeMax": (now + RESYNC_FUTURE).isoformat(),
+            "showDeleted": True,
+        }
+    )
+    if not next_token:
+        log.warning("a full list returned no sync token; the next change lists in full again")
+    return events, next_token, True
+
+
+def _list_all(params: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+    events: list[dict[str, Any]] = []
+    page_token: str | None = None
+    for _ in range(MAX_PAGES):
+        page = calendar.list_events(
+            **params,
+            maxResults=PAGE_SIZE,
+            **({"pageToken": page_token} if page_token else {}),
+        )
+        events.extend(page.get("items") or [])
+        page_token = page.get("nextPageToken")
+        if not page_token:
+            return events, page.get("nextSyncToken")
+    raise PermanentError(
+        f"more than {MAX_PAGES * PAGE_SIZE} changed events in one list", code="sync_too_large"
+    )
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _sequence(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _booking_id(event: Mapping[str, Any]) -> str | None:
+    private = (event.get("extendedProperties") or {}).get("private") or {}
+    value = private.get(scheduling.BOOKING_ID_PROPERTY) if isinstance(private, dict) else None
+    if isinstance(value, str) and 0 < len(value) <= 200 and "/" not in value:
+        return value
+    return None
+
+
+def apply_event(event: Mapping[str, Any]) -> str:
+    """Apply one listed event to its booking; return what happened (for counts and tests)."""
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        return "not_classcal"
+    cancelled = event.get("status") == "cancelled"
+    booking_id = _booking_id(event)
+    if booking_id is None:
+        if not cancelled:
+            return "not_classcal"
+        # A tombstone may carry nothing but its id: find the booking by its event.
+        booking_id = bookings.booking_id_for_event(event_id)
+        if booking_id is None:
+            return "not_classcal"
+    start = (event.get("start") or {}).get("dateTime")
+    end = (event.get("end") or {}).get("dateTime")
+    outcome = bookings.apply_calendar_change(
+        booking_id,
+        event_id=event_id,
+        cancelled=cancelled,
+        start=_parse_time(start),
+        end=_parse_time(end),
+        meet_link=None if cancelled else scheduling.meet_link(event),
+        updated=_parse_time(event.get("updated")),
+        sequence=_sequence(event.get("sequence")),
+        activity_id=scheduling.activity_id_for(booking_id),
+    )
+    if outcome in ("cancelled", "updated"):
+        log.info(
+            f"booking {outcome} from Google Calendar",
+            extra={"booking_id": booking_id, "event_id": event_id, "outcome": outcome},
+        )
+    return outcome
