@@ -1,0 +1,71 @@
+# Firestore in native mode: bookings (virtualClasses, users, userActivities), OAuth
+# states (oauthStates), the connection (settings) and the calendar watch channels and
+# sync state (calendarChannels, calendarSync).
+#
+# Queries with equality filters only (`==`, `in`), on one field or several, are served
+# by Firestore's automatic single-field indexes. A query that also filters a range or
+# orders by a field needs a composite index, declared below. tests/test_infra.py reads
+# every query in shared/ and fails when one lacks its index.
+
+locals {
+  firestore_database = "(default)"
+}
+
+resource "google_firestore_database" "main" {
+  count = var.manage_firestore_database ? 1 : 0
+
+  project                           = var.project_id
+  name                              = local.firestore_database
+  location_id                       = var.firestore_location
+  type                              = "FIRESTORE_NATIVE"
+  app_engine_integration_mode       = "DISABLED"
+  point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
+  # Bookings are the school's record of paid classes: never deleted by `terraform destroy`.
+  delete_protection_state = "DELETE_PROTECTION_ENABLED"
+  deletion_policy         = "ABANDON"
+
+  depends_on = [google_project_service.apis]
+}
+
+# OAuth states live ten minutes; Firestore deletes expired ones (usually within a day
+# of expiresAt: the callback checks the expiry itself, this only keeps the collection small).
+resource "google_firestore_field" "oauth_state_ttl" {
+  project    = var.project_id
+  database   = local.firestore_database
+  collection = "oauthStates"
+  field      = "expiresAt"
+
+  ttl_config {}
+
+  # No single-field indexes on a TTL timestamp: nothing queries it, and indexing
+  # monotonically increasing values hotspots writes.
+  index_config {}
+
+  depends_on = [google_firestore_database.main]
+}
+
+# calendar_maintenance pages through scheduled classes that have not ended yet
+# (shared/bookings.py: status == "scheduled", endTime > now, ordered by endTime).
+resource "google_firestore_index" "bookings_scheduled_by_end" {
+  project    = var.project_id
+  database   = local.firestore_database
+  collection = "virtualClasses"
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "endTime"
+    order      = "ASCENDING"
+  }
+
+  # Firestore adds __name__ (the cursor's tie-break) itself; declared so plans show no diff.
+  fields {
+    field_path = "__name__"
+    order      = "ASCENDING"
+  }
+
+  depends_on = [google_firestore_database.main]
+}

@@ -1,0 +1,44 @@
+output "function_urls" {
+  description = "Each deployed function's URL."
+  value       = { for name, f in module.function : name => f.url }
+}
+
+output "google_redirect_uri" {
+  description = "The redirect URI to register in the OAuth client (Authorized redirect URIs), exactly."
+  value       = local.google_redirect_uri
+}
+
+output "oauth_start_url" {
+  description = "Open this as the admin to connect the school's Google account."
+  value       = "${local.functions_base_url}/oauth_callback/start"
+}
+
+output "busy_slots_url" {
+  description = "The public busy-slots endpoint for the booking page."
+  value       = "${local.functions_base_url}/list_events"
+}
+
+output "calendar_webhook_url" {
+  description = "Where Google Calendar pushes change notifications (set on the watch channel by calendar_maintenance)."
+  value       = "${local.functions_base_url}/calendar_webhook"
+}
+
+output "bundle_objects" {
+  description = "The source bundle each function was deployed from (named by its SHA-256)."
+  value       = { for name, f in module.function : name => f.bundle_object }
+}
+
+output "payments_topic" {
+  description = "Publish approved payments here."
+  value       = google_pubsub_topic.payments.id
+}
+
+output "payments_dead_letter_subscription" {
+  description = "Payments create_event gave up on, kept for replay."
+  value       = google_pubsub_subscription.payments_dead_letter_hold.id
+}
+
+output "oauth_client_secret" {
+  description = "The secret to add the OAuth client secret to (gcloud secrets versions add)."
+  value       = google_secret_manager_secret.oauth_client.secret_id
+}

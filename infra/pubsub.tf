@@ -1,0 +1,87 @@
+# Topics. The push subscriptions that deliver them to the event functions are made by
+# the cloud_function module (see the trigger column in functions.tf).
+#
+#   site (payments_publishers) --> payments --push--> create_event
+#                                     |  after payments_max_delivery_attempts failures
+#                                     v
+#                              payments-dead-letter --> payments-dead-letter-hold (kept 7 days)
+#
+#   Cloud Scheduler --> calendar-maintenance --push--> calendar_maintenance
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+locals {
+  # Pub/Sub's own service agent: it signs push requests and moves messages to the dead-letter topic.
+  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+resource "google_pubsub_topic" "payments" {
+  project = var.project_id
+  name    = "payments"
+  # A payment that arrives while create_event is down must still be there when it is back.
+  message_retention_duration = "604800s"
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_pubsub_topic" "payments_dead_letter" {
+  project                    = var.project_id
+  name                       = "payments-dead-letter"
+  message_retention_duration = "604800s"
+
+  depends_on = [google_project_service.apis]
+}
+
+# Without a subscription a dead-lettered message would be dropped at once; this one keeps
+# it for replay (README: "When a payment is dead-lettered").
+resource "google_pubsub_subscription" "payments_dead_letter_hold" {
+  project                    = var.project_id
+  name                       = "payments-dead-letter-hold"
+  topic                      = google_pubsub_topic.payments_dead_letter.id
+  ack_deadline_seconds       = 60
+  message_retention_duration = "604800s"
+  retain_acked_messages      = false
+
+  expiration_policy {
+    ttl = "" # never expires, however long nothing is dead-lettered
+  }
+}
+
+resource "google_pubsub_topic" "calendar_maintenance" {
+  project = var.project_id
+  name    = "calendar-maintenance"
+  # A missed run is made up by the next one: an old tick is worth nothing.
+  message_retention_duration = "3600s"
+
+  depends_on = [google_project_service.apis]
+}
+
+# Who may publish a payment: the site's payment webhook, nobody else.
+resource "google_pubsub_topic_iam_member" "payments_publishers" {
+  for_each = toset(var.payments_publishers)
+
+  project = var.project_id
+  topic   = google_pubsub_topic.payments.name
+  role    = "roles/pubsub.publisher"
+  member  = each.value
+}
+
+# Dead-lettering is done by the Pub/Sub service agent: it publishes to the dead-letter
+# topic and acknowledges on the source subscription.
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  project = var.project_id
+  topic   = google_pubsub_topic.payments_dead_letter.name
+  role    = "roles/pubsub.publisher"
+  member  = local.pubsub_service_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "dead_letter_source" {
+  for_each = { for name, f in local.functions : name => f if try(f.delivery.dead_letter_topic, null) != null }
+
+  project      = var.project_id
+  subscription = module.function[each.key].subscription_name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_service_agent
+}

@@ -1,0 +1,40 @@
+# Secrets. Terraform creates the containers only: no value ever passes through a
+# Terraform variable, a plan or the state.
+
+# The admin's refresh token. oauth_callback adds a version per connection and disables
+# the older ones (an operator rolls back by enabling an older one: README).
+resource "google_secret_manager_secret" "refresh_token" {
+  project   = var.project_id
+  secret_id = var.refresh_token_secret_id
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# The OAuth client secret, injected into every function as AUTH_GOOGLE_SECRET. The
+# operator adds its value with gcloud before the functions are deployed
+# (./deploy.sh apply asks for it on the first run).
+resource "google_secret_manager_secret" "oauth_client" {
+  project   = var.project_id
+  secret_id = var.oauth_client_secret_id
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+locals {
+  # Environment variable => the secret it is read from. CALENDAR_API_KEY's secret is the
+  # operator's own (calendar_api_key_secret_id), when they use one.
+  secret_environment_sources = {
+    for env_name, secret_id in {
+      AUTH_GOOGLE_SECRET = google_secret_manager_secret.oauth_client.secret_id
+      CALENDAR_API_KEY   = var.calendar_api_key_secret_id
+    } : env_name => secret_id if secret_id != ""
+  }
+}
