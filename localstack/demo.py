@@ -6,6 +6,8 @@
 3. The payments system publishes the approved payment to ``payments``.
 4. classcal schedules the class: the booking gets its Calendar event and Meet link.
 5. The public busy-slots endpoint shows the new slot.
+6. The admin moves the class in Google Calendar; the sandbox's push notification
+   reaches the webhook and the booking follows.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import requests
 
 from localstack import processes
-from localstack.stack import ADMIN_EMAIL, Stack
+from localstack.stack import ADMIN_EMAIL, CLIENT_ID, Stack
 
 
 class DemoFailed(Exception):
@@ -149,3 +151,52 @@ def run(stack: Stack) -> None:
         if slots.status_code != 200:
             raise DemoFailed(f"list_events answered HTTP {slots.status_code}")
         print(f"5. busy slots published for the booking page: {len(slots.json())}", flush=True)
+
+    if {"calendar_maintenance", "calendar_webhook"} <= stack.functions.keys():
+        print("6. the admin moves the class one hour later, in Google Calendar ...", flush=True)
+        moved = _move_in_google_calendar(stack, booking_id, booking)
+        print(f"   the booking followed: starts {moved.isoformat()}", flush=True)
+
+
+def _live_channel(control: Any, timeout: float = 60.0) -> dict[str, Any]:
+    """The watch channel calendar_maintenance opened, once its sync handshake arrived."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for channel in control.channels():
+            delivered = any(d.get("outcome") == "delivered" for d in channel["deliveries"])
+            if not channel["stopped"] and delivered:
+                return channel
+        time.sleep(0.5)
+    raise DemoFailed(f"calendar_maintenance opened no watch channel within {timeout:.0f} s")
+
+
+def _move_in_google_calendar(stack: Stack, booking_id: str, booking: dict[str, Any]) -> datetime:
+    from sandbox.control import SandboxControl
+
+    assert stack.sandbox is not None
+    control = SandboxControl(stack.sandbox.url)
+    _live_channel(control)
+    # What the admin's own Calendar app would do: a PATCH with the admin's token.
+    grant = control.issue_token(ADMIN_EMAIL, CLIENT_ID, "https://www.googleapis.com/auth/calendar")
+    start = booking["startTime"] + timedelta(hours=1)
+    end = booking["endTime"] + timedelta(hours=1)
+    url = f"{stack.sandbox.url}/calendar/v3/calendars/primary/events/{booking['googleEventId']}"
+    answer = requests.patch(
+        url,
+        json={"start": {"dateTime": start.isoformat()}, "end": {"dateTime": end.isoformat()}},
+        headers={"Authorization": f"Bearer {grant['access_token']}"},
+        timeout=30,
+    )
+    if answer.status_code != 200:
+        raise DemoFailed(f"moving the event in the sandbox answered HTTP {answer.status_code}")
+    from google.cloud import firestore
+
+    client = firestore.Client(project=processes.PROJECT)
+    document = client.collection("virtualClasses").document(booking_id)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        current = document.get().to_dict() or {}
+        if current.get("startTime") == start:
+            return start
+        time.sleep(0.5)
+    raise DemoFailed("the booking did not follow the moved event within 60 s (webhook log)")
