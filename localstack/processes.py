@@ -7,6 +7,7 @@ emulators' java processes, functions-framework's gunicorn workers).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -18,8 +19,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -341,3 +344,28 @@ class PubSub:
 def push_url(function_url: str, topic: str, project: str = PROJECT) -> str:
     """A push endpoint whose path names the topic, as functions-framework expects."""
     return f"{function_url}/projects/{project}/topics/{topic}"
+
+
+def pubsub_envelope(
+    data: bytes, message_id: str | None = None, subscription: str = "payments-create-event"
+) -> dict[str, Any]:
+    """The body a Pub/Sub push subscription posts (functions-framework converts it)."""
+    return {
+        "message": {
+            "data": base64.b64encode(data).decode(),
+            "messageId": message_id or uuid.uuid4().hex,
+            "publishTime": datetime.now(UTC).isoformat(),
+        },
+        "subscription": f"projects/{PROJECT}/subscriptions/{subscription}",
+    }
+
+
+def cloud_event_headers(topic: str = "payments", event_id: str | None = None) -> dict[str, str]:
+    """Binary-mode CloudEvent headers of a Pub/Sub messagePublished event."""
+    return {
+        "ce-id": event_id or uuid.uuid4().hex,
+        "ce-source": f"//pubsub.googleapis.com/projects/{PROJECT}/topics/{topic}",
+        "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "ce-specversion": "1.0",
+        "Content-Type": "application/json",
+    }

@@ -6,21 +6,20 @@ it, and its whole process group is stopped at the end of the session.
 
 from __future__ import annotations
 
-import base64
 import json
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from localstack import processes
+from localstack.processes import cloud_event_headers, pubsub_envelope
 from shared import google_clients, tokens
 from shared.config import reset_config
 
 PROJECT = processes.PROJECT
+__all__ = ["cloud_event_headers", "pubsub_envelope"]  # tests import them from here
 CLIENT_ID = "classcal-test.apps.googleusercontent.com"
 CLIENT_SECRET = "sandbox-client-secret"  # the sandbox's client, not a real secret
 ADMIN_EMAIL = "admin@school.test"
@@ -127,29 +126,6 @@ def connected(sandbox: Any, firestore: Any) -> dict[str, Any]:
     tokens.store_refresh_token(granted["refresh_token"])
     tokens.forget_admin_credentials()
     return granted
-
-
-def pubsub_envelope(data: bytes, message_id: str | None = None) -> dict[str, Any]:
-    """The body a Pub/Sub push subscription posts (functions-framework converts it)."""
-    return {
-        "message": {
-            "data": base64.b64encode(data).decode(),
-            "messageId": message_id or uuid.uuid4().hex,
-            "publishTime": datetime.now(UTC).isoformat(),
-        },
-        "subscription": f"projects/{PROJECT}/subscriptions/payments-create-event",
-    }
-
-
-def cloud_event_headers(topic: str = "payments", event_id: str | None = None) -> dict[str, str]:
-    """Binary-mode CloudEvent headers of a Pub/Sub messagePublished event."""
-    return {
-        "ce-id": event_id or uuid.uuid4().hex,
-        "ce-source": f"//pubsub.googleapis.com/projects/{PROJECT}/topics/{topic}",
-        "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
-        "ce-specversion": "1.0",
-        "Content-Type": "application/json",
-    }
 
 
 def payment_message(**fields: Any) -> bytes:
