@@ -88,6 +88,14 @@ def _store_errors(what: str) -> Iterator[None]:
         exceptions.RetryError,
     ) as error:
         raise StoreUnavailable(f"Firestore could not {what}: {type(error).__name__}") from None
+    except ValueError as error:
+        # firestore.transactional gives up on contention with a ValueError raised from the
+        # last Aborted commit ("Failed to commit transaction in 5 attempts"): transient.
+        if not isinstance(error.__cause__, exceptions.GoogleAPICallError):
+            raise
+        raise StoreUnavailable(
+            f"Firestore could not {what}: contention ({type(error.__cause__).__name__})"
+        ) from None
 
 
 def _read_retry() -> Any:

@@ -606,3 +606,21 @@ def test_an_unreachable_database_is_retried(
     assert status == 500
     assert records(caplog, outcome="retry", reason="store_unavailable")
     assert time.monotonic() - started < 30
+
+
+def test_transaction_contention_is_transient_not_a_bug() -> None:
+    # What firestore.transactional raises once every commit attempt was Aborted (seen
+    # under load against the emulator: "Transaction lock timeout"): a ValueError whose
+    # cause is the last Aborted. Retrying later resolves contention, so it is transient.
+    from google.api_core import exceptions
+
+    from shared import bookings
+    from shared.errors import StoreUnavailable
+
+    with pytest.raises(StoreUnavailable, match="contention"), bookings._store_errors("claim"):
+        raise ValueError("Failed to commit transaction in 5 attempts.") from exceptions.Aborted(
+            "Transaction lock timeout."
+        )
+    # Any other ValueError is a bug and stays one.
+    with pytest.raises(ValueError, match="bad"), bookings._store_errors("claim"):
+        raise ValueError("bad")
