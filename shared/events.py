@@ -49,6 +49,12 @@ class PubSubMessage:
             value = json.loads(text)
         except json.JSONDecodeError as error:
             raise InvalidMessage(f"message data is not JSON ({error.msg})") from None
+        # JSON that Python will not read (no payment looks like it) is malformed too, not
+        # a bug to retry until it is dead-lettered.
+        except ValueError:  # an integer of more than 4300 digits
+            raise InvalidMessage("message data holds a number too long to read") from None
+        except RecursionError:
+            raise InvalidMessage("message data is nested too deeply") from None
         if not isinstance(value, dict):
             raise InvalidMessage(f"message data is JSON {type(value).__name__}, not an object")
         return value
