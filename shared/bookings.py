@@ -20,13 +20,13 @@ in ``shared.scheduling``; this module only stores and reads.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared import google_clients
-from shared.errors import BookingBusy, BookingNotFound, InvalidBooking, StoreUnavailable
+from shared.errors import BookingBusy, BookingNotFound, InvalidBooking
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
@@ -71,49 +71,12 @@ class Claim:
     data: dict[str, Any]
 
 
-@contextlib.contextmanager
-def _store_errors(what: str) -> Iterator[None]:
-    """Turn Firestore's transient failures into StoreUnavailable (retried by Pub/Sub)."""
-    from google.api_core import exceptions
-
-    try:
-        yield
-    except (
-        exceptions.ServiceUnavailable,
-        exceptions.DeadlineExceeded,
-        exceptions.InternalServerError,
-        exceptions.Aborted,
-        exceptions.TooManyRequests,
-        exceptions.Unknown,
-        exceptions.RetryError,
-    ) as error:
-        raise StoreUnavailable(f"Firestore could not {what}: {type(error).__name__}") from None
-    except ValueError as error:
-        # firestore.transactional gives up on contention with a ValueError raised from the
-        # last Aborted commit ("Failed to commit transaction in 5 attempts"): transient.
-        if not isinstance(error.__cause__, exceptions.GoogleAPICallError):
-            raise
-        raise StoreUnavailable(
-            f"Firestore could not {what}: contention ({type(error.__cause__).__name__})"
-        ) from None
+def _store_errors(what: str) -> contextlib.AbstractContextManager[None]:
+    return google_clients.firestore_errors(what)
 
 
 def _read_retry() -> Any:
-    """Reads outside transactions give up after a few seconds instead of the library's
-    minute: Pub/Sub redelivers, and the function's time is better spent waiting there."""
-    from google.api_core import exceptions, retry
-
-    return retry.Retry(
-        predicate=retry.if_exception_type(
-            exceptions.ServiceUnavailable,
-            exceptions.InternalServerError,
-            exceptions.DeadlineExceeded,
-        ),
-        initial=0.2,
-        maximum=1.0,
-        multiplier=2.0,
-        timeout=READ_DEADLINE_SECONDS,
-    )
+    return google_clients.firestore_read_retry(READ_DEADLINE_SECONDS)
 
 
 def _client() -> firestore.Client:

@@ -11,11 +11,14 @@ only when its first request needs it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.config import Config, get_config
+from shared.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     import google.auth.credentials
@@ -75,6 +78,52 @@ def firestore_client() -> firestore.Client:
 
                 _firestore = firestore.Client(project=get_config().project)
     return _firestore
+
+
+@contextlib.contextmanager
+def firestore_errors(what: str) -> Iterator[None]:
+    """Turn Firestore's transient failures into StoreUnavailable, which callers retry."""
+    from google.api_core import exceptions
+
+    try:
+        yield
+    except (
+        exceptions.ServiceUnavailable,
+        exceptions.DeadlineExceeded,
+        exceptions.InternalServerError,
+        exceptions.Aborted,
+        exceptions.TooManyRequests,
+        exceptions.Unknown,
+        exceptions.RetryError,
+    ) as error:
+        raise StoreUnavailable(f"Firestore could not {what}: {type(error).__name__}") from None
+    except ValueError as error:
+        # firestore.transactional gives up on contention with a ValueError raised from the
+        # last Aborted commit ("Failed to commit transaction in 5 attempts"): transient.
+        if not isinstance(error.__cause__, exceptions.GoogleAPICallError):
+            raise
+        raise StoreUnavailable(
+            f"Firestore could not {what}: contention ({type(error.__cause__).__name__})"
+        ) from None
+
+
+def firestore_read_retry(deadline_seconds: float) -> Any:
+    """Retries for a read outside a transaction that give up after ``deadline_seconds``
+    instead of the library's minute: Pub/Sub and Google redeliver, and waiting there
+    costs no function time."""
+    from google.api_core import exceptions, retry
+
+    return retry.Retry(
+        predicate=retry.if_exception_type(
+            exceptions.ServiceUnavailable,
+            exceptions.InternalServerError,
+            exceptions.DeadlineExceeded,
+        ),
+        initial=0.2,
+        maximum=1.0,
+        multiplier=2.0,
+        timeout=deadline_seconds,
+    )
 
 
 def secret_manager_client() -> secretmanager.SecretManagerServiceClient:

@@ -25,7 +25,6 @@ import contextlib
 import random
 import secrets
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -76,39 +75,12 @@ class Lease:
     owner: str
 
 
-@contextlib.contextmanager
-def _firestore_call(what: str) -> Iterator[None]:
-    """Turn a Firestore outage into StoreUnavailable (retried); NotFound and friends pass."""
-    from google.api_core import exceptions
-
-    try:
-        yield
-    except (exceptions.NotFound, exceptions.AlreadyExists):
-        raise
-    except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
-        raise StoreUnavailable(f"Firestore failed to {what}: {type(error).__name__}") from None
-    except ValueError as error:
-        # The client gives up on a contended transaction with a ValueError from Aborted.
-        if isinstance(error.__cause__, exceptions.Aborted):
-            raise StoreUnavailable(f"Firestore failed to {what}: contention") from None
-        raise
+def _firestore_call(what: str) -> contextlib.AbstractContextManager[None]:
+    return google_clients.firestore_errors(what)
 
 
 def _read_retry() -> Any:
-    """A few seconds of retries: the webhook must answer Google quickly (503 brings it back)."""
-    from google.api_core import exceptions, retry
-
-    return retry.Retry(
-        predicate=retry.if_exception_type(
-            exceptions.ServiceUnavailable,
-            exceptions.InternalServerError,
-            exceptions.DeadlineExceeded,
-        ),
-        initial=0.2,
-        maximum=1.0,
-        multiplier=2.0,
-        timeout=READ_TIMEOUT,
-    )
+    return google_clients.firestore_read_retry(READ_TIMEOUT)
 
 
 def _db() -> Any:
