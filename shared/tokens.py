@@ -168,11 +168,20 @@ class _AdminCredentials:
         self._lock = threading.Lock()
         self._credentials: Credentials | None = None
         self._version: str | None = None
+        # The secret version Google refused: a revoked or expired grant never works again,
+        # so until the secret holds another version no delivery asks Google to refresh it.
+        self._refused_version: str | None = None
 
     def get(self) -> Credentials:
         with self._lock:
             if self._credentials is None:
                 self._load()
+                if self._version == self._refused_version:
+                    self._credentials = None
+                    raise AdminReconnectRequired(
+                        "the stored refresh token is the one Google refused (invalid_grant): "
+                        + RECONNECT_HINT
+                    )
             assert self._credentials is not None
             return self._credentials
 
@@ -185,6 +194,7 @@ class _AdminCredentials:
             self._load()
             if self._version == previous:
                 self._credentials = None  # the next delivery reads the secret afresh
+                self._refused_version = previous
                 raise AdminReconnectRequired(
                     f"Google refused the stored refresh token (invalid_grant): {RECONNECT_HINT}"
                 )
@@ -198,6 +208,7 @@ class _AdminCredentials:
         with self._lock:
             self._credentials = None
             self._version = None
+            self._refused_version = None
 
     def _load(self) -> None:
         from google.oauth2.credentials import Credentials

@@ -142,11 +142,18 @@ def test_a_revoked_token_waits_for_the_admin_and_a_new_one_is_picked_up_without_
 
     refused = post(url, message)
     waiting = read_booking(firestore, booking.booking_id)
+    refreshes = sandbox_calls(sandbox, "oauth.token")
+    reads = sandbox_calls(sandbox, "secretmanager.projects.secrets.versions.access")
+    refused_again = post(url, message)
+    # While the refused token is still the stored one, a redelivery reads the secret once
+    # (has the admin reconnected?) and does not ask Google to refresh it again.
+    assert sandbox_calls(sandbox, "oauth.token") == refreshes
+    assert sandbox_calls(sandbox, "secretmanager.projects.secrets.versions.access") == reads + 1
     granted = sandbox.issue_token(ADMIN_EMAIL, CLIENT_ID, google_clients.CALENDAR_SCOPE)
     tokens.store_refresh_token(granted["refresh_token"])
     accepted = post(url, message)
 
-    assert refused == 500  # Pub/Sub keeps the message
+    assert refused == refused_again == 500  # Pub/Sub keeps the message
     assert waiting["status"] == "pending"
     assert waiting["schedulingState"] == "waiting"
     assert waiting["schedulingReason"] == "admin_reconnect_required"
