@@ -119,6 +119,11 @@ def _step(result: MaintenanceResult, name: str, work: Any) -> None:
         )
         if name == "channel" and isinstance(error, TransientError | ConfigError):
             result.retry = error
+    except Exception:
+        # A bug met in one step (a booking no code path expected) must not stop the others,
+        # nor make Pub/Sub redeliver the tick forever: log it loudly and carry on.
+        result.errors[name] = "unexpected_error"
+        log.exception(f"maintenance step {name} failed unexpectedly", extra={"step": name})
 
 
 # --- 1. the watch channel ---
@@ -255,6 +260,9 @@ def reconcile(result: MaintenanceResult, deadline: float) -> None:
         except ClasscalError as error:
             _still_failing(result, booking_id, error)
             continue
+        except Exception:
+            _failed_unexpectedly(result, booking_id)
+            continue
         if outcome.outcome == "scheduled":
             result.bookings_reconciled += 1
             log.info("booking scheduled by maintenance", extra={"booking_id": booking_id})
@@ -267,6 +275,9 @@ def reconcile(result: MaintenanceResult, deadline: float) -> None:
         except ClasscalError as error:
             _still_failing(result, booking_id, error)
             continue
+        except Exception:
+            _failed_unexpectedly(result, booking_id)
+            continue
         result.cancellations_finished += 1
         log.info("cancellation finished by maintenance", extra={"booking_id": booking_id})
 
@@ -276,6 +287,15 @@ def _still_failing(result: MaintenanceResult, booking_id: str, error: ClasscalEr
     log.warning(
         f"booking still not in step: {error.message}",
         extra={"booking_id": booking_id, "reason": error.code},
+    )
+
+
+def _failed_unexpectedly(result: MaintenanceResult, booking_id: str) -> None:
+    # One booking's bug must not keep maintenance from the others (it is retried next run).
+    result.still_failing["unexpected_error"] += 1
+    log.exception(
+        "booking could not be brought in step (a bug)",
+        extra={"booking_id": booking_id, "reason": "unexpected_error"},
     )
 
 

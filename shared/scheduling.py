@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared import bookings, calendar
+from shared import bookings, calendar, google_clients
 from shared.config import Config, get_config
 from shared.errors import (
     AdminReconnectRequired,
@@ -138,7 +138,10 @@ def parse_time(value: Any, name: str) -> datetime:
         raise InvalidBooking(f"{name} is a {type(value).__name__}, not a timestamp")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise InvalidBooking(f"{name} {value!r} has no time zone offset")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset that crosses the range
+        raise InvalidBooking(f"{name} {value!r} is out of range", code="bad_times") from None
 
 
 def booking_times(data: Mapping[str, Any]) -> tuple[datetime, datetime]:
@@ -246,7 +249,7 @@ def _payment_fields(payment: Payment | None) -> dict[str, Any]:
 
 def _student_email(data: Mapping[str, Any], booking_id: str) -> str | None:
     user_id = data.get("bookedById")
-    if not isinstance(user_id, str) or not user_id or "/" in user_id:
+    if not google_clients.is_document_id(user_id):
         log.warning("the booking names no student; no attendee", extra={"booking_id": booking_id})
         return None
     email = bookings.get_user_email(user_id)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared import bookings, calendar, scheduling, sync_state
+from shared import bookings, calendar, google_clients, scheduling, sync_state
 from shared.errors import Gone, PermanentError
 from shared.logs import get_logger
 
@@ -248,7 +248,7 @@ def _sequence(value: Any) -> int:
 def _booking_id(event: Mapping[str, Any]) -> str | None:
     private = (event.get("extendedProperties") or {}).get("private") or {}
     value = private.get(scheduling.BOOKING_ID_PROPERTY) if isinstance(private, dict) else None
-    if isinstance(value, str) and 0 < len(value) <= 200 and "/" not in value:
+    if google_clients.is_document_id(value, max_length=200):
         return value
     return None
 

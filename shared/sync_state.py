@@ -112,17 +112,10 @@ def _channel(doc_id: str, data: dict[str, Any]) -> Channel:
 # --- channels ---
 
 
-def _is_document_id(value: str) -> bool:
-    """Whether Firestore accepts ``value`` as a document id (it refuses '/', '.', '..'
-    and the reserved ``__*__``)."""
-    reserved = len(value) >= 4 and value.startswith("__") and value.endswith("__")
-    return bool(value) and "/" not in value and value not in (".", "..") and not reserved
-
-
 def get_channel(channel_id: str) -> Channel | None:
     # The id comes from a request header: one that cannot be a document id names no
     # channel, rather than a Firestore error (a 500, or a 503 that Google retries).
-    if not _is_document_id(channel_id):
+    if not google_clients.is_document_id(channel_id):
         return None
     with _firestore_call("read a channel"):
         snapshot = _channel_ref(channel_id).get(retry=_read_retry(), timeout=READ_TIMEOUT)

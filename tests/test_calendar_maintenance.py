@@ -325,3 +325,27 @@ def test_a_cancellation_whose_event_removal_waited_is_finished(
     [event] = classcal_events(sandbox)
     assert event["status"] == "cancelled"
     assert run()[1]["cancellations_finished"] == 0
+
+
+def test_bookings_with_odd_fields_do_not_stop_the_run(
+    run: Any, firestore: Any, sandbox: Any, env: pytest.MonkeyPatch
+) -> None:
+    configure(env, GOOGLE_API_RETRIES="0", RECONCILE_GRACE_MINUTES="0")
+    # Paid and left waiting, then found with fields no booking page writes: a student id
+    # Firestore cannot use as a document id, a time its calendar cannot hold.
+    odd_student = _dead_lettered(firestore, sandbox)
+    firestore.document(f"virtualClasses/{odd_student.booking_id}").update({"bookedById": "__x__"})
+    odd_time = _dead_lettered(firestore, sandbox)
+    firestore.document(f"virtualClasses/{odd_time.booking_id}").update(
+        {"startTime": "9999-12-31T23:00:00-05:00"}
+    )
+    sandbox.clear_faults()
+
+    status, summary = run()
+
+    assert status == 200
+    assert summary["bookings_reconciled"] == 1
+    assert summary["still_failing_reasons"] == {"bad_times": 1}
+    assert "step_errors" not in summary or not summary["step_errors"]
+    assert booking(firestore, odd_student.booking_id)["status"] == "scheduled"  # no attendee
+    assert booking(firestore, odd_time.booking_id)["schedulingState"] == "failed"

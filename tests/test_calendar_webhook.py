@@ -508,6 +508,24 @@ def test_a_bare_tombstone_finds_its_booking_by_event_id(connected: Any, firestor
     assert booking(firestore, class_.booking_id)["status"] == "cancelled"
 
 
+@pytest.mark.parametrize("booking_id", ["__x__", ".", "..", "a/b", ""])
+def test_an_event_naming_an_impossible_booking_id_is_not_classcals(
+    connected: Any, firestore: Any, booking_id: str
+) -> None:
+    # Anyone who can edit the calendar can write this property; a value Firestore cannot
+    # take as a document id must not fail the sync (which would block every later change).
+    start = datetime.now(UTC) + timedelta(days=1)
+    event = {
+        "id": "odd0event0id",
+        "status": "confirmed",
+        "start": {"dateTime": start.isoformat()},
+        "end": {"dateTime": (start + timedelta(hours=1)).isoformat()},
+        "extendedProperties": {"private": {scheduling.BOOKING_ID_PROPERTY: booking_id}},
+    }
+
+    assert sync.apply_event(event) == "not_classcal"
+
+
 def test_a_stopped_channels_late_notification_is_acknowledged_and_ignored(
     connected: Any, webhook_server: Any, sandbox: Any
 ) -> None:
