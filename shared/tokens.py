@@ -190,11 +190,14 @@ class _AdminCredentials:
         with self._lock:
             if self._credentials is not None and self._credentials is not failed:
                 return self._credentials  # another thread already reloaded
+            # Forget the refused token first: if reading the secret fails now, no later
+            # call may pick the refused credentials up from the cache again.
             previous = self._version
+            self._credentials = None
+            self._refused_version = previous
             self._load()
             if self._version == previous:
                 self._credentials = None  # the next delivery reads the secret afresh
-                self._refused_version = previous
                 raise AdminReconnectRequired(
                     f"Google refused the stored refresh token (invalid_grant): {RECONNECT_HINT}"
                 )

@@ -185,3 +185,23 @@ def test_an_admin_reconnecting_while_the_server_runs_is_picked_up_by_the_re_read
     log = servers[0].log_path.read_text()
     assert connected["refresh_token"] not in log
     assert granted["refresh_token"] not in log
+
+
+def test_a_refused_token_whose_secret_cannot_be_read_again_is_not_refreshed_again(
+    connected: dict[str, Any], firestore: Any, sandbox: Any, servers: Any, tmp_path: Path
+) -> None:
+    url = _start(servers, tmp_path)
+    assert post(url, payment(write_booking(firestore).preference_id)) == 200  # credentials held
+    booking = write_booking(firestore)
+    processes.http("POST", f"{sandbox.url}/revoke?token={connected['refresh_token']}", body=b"")
+    # An operator disables the leaked version too: reading the secret again fails.
+    newest = tokens.list_versions()[0].name
+    google_clients.secret_manager_client().disable_secret_version(name=newest)
+
+    first = post(url, payment(booking.preference_id))
+    refreshes = sandbox_calls(sandbox, "oauth.token")
+    second = post(url, payment(booking.preference_id))
+
+    assert first == second == 500  # retried by Pub/Sub
+    assert sandbox_calls(sandbox, "oauth.token") == refreshes  # the refused token stays unused
+    assert read_booking(firestore, booking.booking_id)["schedulingState"] == "waiting"
