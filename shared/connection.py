@@ -40,7 +40,6 @@ from shared.errors import (
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
-    from google.oauth2.credentials import Credentials
     from google_auth_oauthlib.flow import Flow
 
 log = get_logger(__name__)
@@ -91,7 +90,7 @@ def start() -> str:
         # with exactly OAUTH_SCOPES and nothing more.
     )
     now = datetime.now(UTC)
-    try:
+    with google_clients.firestore_errors("store the OAuth state"):
         _states().document(_state_key(state)).create(
             {
                 "codeVerifier": verifier,
@@ -102,8 +101,6 @@ def start() -> str:
                 "expiresAt": now + STATE_LIFETIME,
             }
         )
-    except Exception as error:
-        raise _firestore_error(error, "store the OAuth state") from None
     log.info("oauth flow started")
     return str(url)
 
@@ -244,12 +241,8 @@ def _consume_state(state: str) -> tuple[str, str | None]:
         )
         return str(data["codeVerifier"]), data.get("redirectUri")
 
-    try:
+    with google_clients.firestore_errors("read the OAuth state"):
         return take(client.transaction())
-    except ConnectionRefused:
-        raise
-    except Exception as error:
-        raise _firestore_error(error, "read the OAuth state") from None
 
 
 @dataclass(frozen=True)
@@ -458,7 +451,7 @@ def _revoke(grant: _Grant) -> None:
 
 
 def _record_connection(email: str, scopes: list[str], version: str, calendar_id: str) -> None:
-    try:
+    with google_clients.firestore_errors("record the connection"):
         _connection_document().set(
             {
                 "email": email,
@@ -468,8 +461,6 @@ def _record_connection(email: str, scopes: list[str], version: str, calendar_id:
                 "calendarId": calendar_id,
             }
         )
-    except Exception as error:
-        raise _firestore_error(error, "record the connection") from None
 
 
 def _log_calendar_problem(error: ClasscalError) -> None:
@@ -478,13 +469,13 @@ def _log_calendar_problem(error: ClasscalError) -> None:
 
 def _check_calendar(config: Config, grant: _Grant) -> tuple[int | None, bool, str | None]:
     """One real Calendar call with the new credentials: how many upcoming events it sees."""
-    credentials = _credentials(config, grant.refresh_token, access_token=grant.access_token)
+    credentials = tokens.credentials_for(grant.refresh_token, access_token=grant.access_token)
     if grant.expires_at is not None:
         # google-auth compares naive UTC datetimes.
         credentials.expiry = grant.expires_at.replace(tzinfo=None)
     try:
-        listing = calendar.list_events_with(
-            credentials,
+        listing = calendar.list_events(
+            credentials=credentials,
             timeMin=datetime.now(UTC).isoformat(),
             singleEvents=True,
             orderBy="startTime",
@@ -571,7 +562,7 @@ def status() -> ConnectionStatus:
             problem="Secret Manager did not answer, so the connection could not be checked.",
             **described,
         )
-    credentials = _credentials(config, stored.refresh_token)
+    credentials = tokens.credentials_for(stored.refresh_token)
     try:
         credentials.refresh(google_clients.http_request())
     except auth_exceptions.RefreshError as error:
@@ -664,21 +655,6 @@ def _flow(config: Config, verifier: str, redirect_uri: str | None = None) -> Flo
     )
 
 
-def _credentials(
-    config: Config, refresh_token: str | None, *, access_token: str | None = None
-) -> Credentials:
-    from google.oauth2.credentials import Credentials
-
-    return Credentials(
-        token=access_token,
-        refresh_token=refresh_token,
-        client_id=config.require("AUTH_GOOGLE_ID"),
-        client_secret=config.require("AUTH_GOOGLE_SECRET"),
-        token_uri=google_clients.endpoints(config).token_uri,
-        scopes=[google_clients.CALENDAR_SCOPE],
-    )
-
-
 def _state_key(state: str) -> str:
     # Documents are keyed by a hash: reading the collection does not reveal live states.
     return hashlib.sha256(state.encode()).hexdigest()
@@ -694,11 +670,3 @@ def _connection_document() -> Any:
         .collection(SETTINGS_COLLECTION)
         .document(CONNECTION_DOCUMENT)
     )
-
-
-def _firestore_error(error: Exception, what: str) -> Exception:
-    from google.api_core import exceptions
-
-    if isinstance(error, exceptions.GoogleAPIError):
-        return GoogleUnavailable(f"Firestore failed to {what}: {type(error).__name__}")
-    return error
