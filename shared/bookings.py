@@ -173,13 +173,6 @@ def find_booking_id(preference_id: str) -> str:
     return found[0]
 
 
-def get_booking(booking_id: str) -> dict[str, Any] | None:
-    """The booking's fields, or None when it does not exist."""
-    with _store_errors("read the booking"):
-        snapshot = _booking_ref(booking_id).get(retry=_read_retry(), timeout=5.0)
-    return snapshot.to_dict() if snapshot.exists else None
-
-
 def get_user_email(user_id: str) -> str | None:
     """``users/{user_id}.email``, or None when the user or the email is missing."""
     with _store_errors("read the student"):

@@ -190,15 +190,6 @@ def release_channel_upkeep(calendar_id: str, owner: str) -> None:
     _release(calendar_id, "channelUpkeep", owner)
 
 
-def claim_reconcile(calendar_id: str, owner: str, seconds: float) -> bool:
-    """Take the per-calendar lock for reconciling bookings (one maintenance at a time)."""
-    return _claim(calendar_id, "reconcile", owner, seconds)
-
-
-def release_reconcile(calendar_id: str, owner: str) -> None:
-    _release(calendar_id, "reconcile", owner)
-
-
 def _claim(calendar_id: str, name: str, owner: str, seconds: float) -> bool:
     from google.cloud import firestore
 
