@@ -164,12 +164,16 @@ def delete_event(event_id: str, *, send_updates: str) -> None:
     )
 
 
-def list_events(**params: Any) -> dict[str, Any]:
-    api_key = params.pop("api_key", None)
+def list_events(
+    *, api_key: str | None = None, credentials: Any = None, **params: Any
+) -> dict[str, Any]:
+    """events.list; with ``credentials``, as those instead of the stored admin's (the
+    OAuth callback proves a fresh grant works), with ``api_key`` as a public reader."""
     return execute(
         lambda s: s.events().list(calendarId=calendar_id(), **params),
         what="events.list",
         api_key=api_key,
+        credentials=credentials,
     )
 
 
@@ -184,17 +188,4 @@ def stop_channel(channel_id: str, resource_id: str) -> None:
     execute(
         lambda s: s.channels().stop(body={"id": channel_id, "resourceId": resource_id}),
         what="channels.stop",
-    )
-
-
-def list_events_with(credentials: Any, **params: Any) -> dict[str, Any]:
-    """events.list with the given credentials instead of the stored admin's.
-
-    The OAuth callback proves a fresh grant works with it; no second chance with the
-    stored token, since it is the fresh grant that is being checked.
-    """
-    return execute(
-        lambda s: s.events().list(calendarId=calendar_id(), **params),
-        what="events.list",
-        credentials=credentials,
     )

@@ -214,19 +214,25 @@ class _AdminCredentials:
             self._refused_version = None
 
     def _load(self) -> None:
-        from google.oauth2.credentials import Credentials
-
-        config = get_config()
         stored = read_refresh_token()
-        self._credentials = Credentials(
-            token=None,
-            refresh_token=stored.refresh_token,
-            client_id=config.require("AUTH_GOOGLE_ID"),
-            client_secret=config.require("AUTH_GOOGLE_SECRET"),
-            token_uri=google_clients.endpoints(config).token_uri,
-            scopes=[google_clients.CALENDAR_SCOPE],
-        )
+        self._credentials = credentials_for(stored.refresh_token)
         self._version = stored.version
+
+
+def credentials_for(refresh_token: str | None, access_token: str | None = None) -> Credentials:
+    """The admin's credentials for a refresh token: the one place they are built, so the
+    functions and the connection check use the same client, token URI and scope."""
+    from google.oauth2.credentials import Credentials
+
+    config = get_config()
+    return Credentials(
+        token=access_token,
+        refresh_token=refresh_token,
+        client_id=config.require("AUTH_GOOGLE_ID"),
+        client_secret=config.require("AUTH_GOOGLE_SECRET"),
+        token_uri=google_clients.endpoints(config).token_uri,
+        scopes=[google_clients.CALENDAR_SCOPE],
+    )
 
 
 _admin = _AdminCredentials()
@@ -255,6 +261,7 @@ def is_invalid_grant(error: Exception) -> bool:
 __all__ = [
     "StoredToken",
     "admin_credentials",
+    "credentials_for",
     "forget_admin_credentials",
     "is_invalid_grant",
     "list_versions",
