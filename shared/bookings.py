@@ -602,8 +602,12 @@ def cancellations_to_finish(*, grace: timedelta, limit: int) -> list[tuple[str, 
     return found
 
 
-def scheduled_bookings_to_check(after: Mapping[str, Any] | None, limit: int) -> list[EventCheck]:
-    """Scheduled bookings of classes not yet over, by end time, resuming after ``after``.
+def scheduled_bookings_to_check(
+    after: Mapping[str, Any] | None, limit: int
+) -> tuple[list[EventCheck], dict[str, Any] | None]:
+    """Scheduled bookings of classes not yet over, by end time, resuming after ``after``,
+    and where the next page starts (None once the end is reached). Bookings without an
+    event id are skipped but still move the cursor.
 
     Needs the composite index (status ASC, endTime ASC) in Firestore.
     """
@@ -624,13 +628,14 @@ def scheduled_bookings_to_check(after: Mapping[str, Any] | None, limit: int) -> 
     checks: list[EventCheck] = []
     with _store_errors("list scheduled bookings"):
         snapshots = list(query.limit(limit).get(retry=_read_retry(), timeout=10.0))
+    cursor: dict[str, Any] | None = None
     for snapshot in snapshots:
         data = snapshot.to_dict() or {}
         event_id = data.get("googleEventId")
         cursor = {"endTime": data.get("endTime"), "id": snapshot.id}
         if isinstance(event_id, str) and event_id:
             checks.append(EventCheck(snapshot.id, event_id, cursor))
-    return checks
+    return checks, (cursor if len(snapshots) == limit else None)
 
 
 def flag_missing_event(booking_id: str, event_id: str, reason: str) -> bool:

@@ -303,9 +303,8 @@ def check_events(result: MaintenanceResult, deadline: float) -> None:
     """Check a slice of scheduled bookings' events; a full cycle spans several runs."""
     calendar_id = calendar.calendar_id()
     cursor = sync_state.reconcile_cursor(calendar_id)
-    batch = bookings.scheduled_bookings_to_check(after=cursor, limit=MAX_EVENT_CHECKS)
-    # A short slice means the end was reached: the next run starts over.
-    next_cursor = batch[-1].cursor if len(batch) == MAX_EVENT_CHECKS else None
+    # A short page means the end was reached: the next run starts over.
+    batch, next_cursor = bookings.scheduled_bookings_to_check(after=cursor, limit=MAX_EVENT_CHECKS)
     checked_to = cursor
     for item in batch:
         if time.monotonic() > deadline:

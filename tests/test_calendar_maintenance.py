@@ -349,3 +349,31 @@ def test_bookings_with_odd_fields_do_not_stop_the_run(
     assert "step_errors" not in summary or not summary["step_errors"]
     assert booking(firestore, odd_student.booking_id)["status"] == "scheduled"  # no attendee
     assert booking(firestore, odd_time.booking_id)["schedulingState"] == "failed"
+
+
+def test_the_event_check_walks_past_bookings_without_an_event_id(
+    run: Any, firestore: Any, env: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from tests.scheduling_support import next_class_start
+
+    configure(env, GOOGLE_API_RETRIES="0")
+    env.setattr(maintenance, "MAX_EVENT_CHECKS", 2)
+    first = next_class_start()
+    # Checked in end-time order: a scheduled booking with no event id, one fine, then one
+    # whose event does not exist. The first must not make the slice look like the end.
+    no_event = write_booking(firestore, start=first, status="scheduled")
+    scheduled_booking(firestore, start=first + timedelta(hours=2))
+    missing = scheduled_booking(firestore, start=first + timedelta(hours=4))
+    firestore.document(f"virtualClasses/{missing.booking_id}").update(
+        {"googleEventId": "neverexisted0123"}
+    )
+
+    first_run = run()[1]
+    second_run = run()[1]
+
+    assert "googleEventId" not in booking(firestore, no_event.booking_id)
+    assert (first_run["events_checked"], first_run["events_missing"]) == (1, 0)
+    assert (second_run["events_checked"], second_run["events_missing"]) == (1, 1)
+    assert booking(firestore, missing.booking_id)["eventMissing"]["reason"] == "event_not_found"
