@@ -566,7 +566,7 @@ def status() -> ConnectionStatus:
     try:
         credentials.refresh(google_clients.http_request())
     except auth_exceptions.RefreshError as error:
-        if tokens.is_invalid_grant(error) or "requested scopes" in str(error):
+        if tokens.is_invalid_grant(error):
             log.warning("stored refresh token no longer works", extra={"reason": "invalid_grant"})
             return ConnectionStatus(
                 state="reconnect_required",

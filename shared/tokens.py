@@ -250,12 +250,17 @@ def forget_admin_credentials() -> None:
     _admin.forget()
 
 
+# Token-endpoint errors that only the admin can fix by connecting again: the grant is
+# revoked or expired, or no longer covers the scope classcal asks for.
+_RECONNECT_ERRORS = frozenset({"invalid_grant", "invalid_scope"})
+
+
 def is_invalid_grant(error: Exception) -> bool:
-    """Whether a google-auth RefreshError says the grant is revoked or expired."""
+    """Whether a google-auth RefreshError means the stored grant can no longer work."""
     details = error.args[1] if len(error.args) > 1 else None
     if isinstance(details, dict):
-        return details.get("error") == "invalid_grant"
-    return "invalid_grant" in str(error)
+        return details.get("error") in _RECONNECT_ERRORS
+    return any(name in str(error) for name in _RECONNECT_ERRORS)
 
 
 __all__ = [

@@ -624,3 +624,23 @@ def test_transaction_contention_is_transient_not_a_bug() -> None:
     # Any other ValueError is a bug and stays one.
     with pytest.raises(ValueError, match="bad"), bookings._store_errors("claim"):
         raise ValueError("bad")
+
+
+def test_a_stored_grant_without_calendar_access_waits_for_the_admin(
+    sandbox: Any, firestore: Any, client: Any
+) -> None:
+    from shared import tokens
+    from tests.conftest import ADMIN_EMAIL, CLIENT_ID
+
+    # Google answers invalid_scope to a refresh asking for calendar access the grant lacks:
+    # only a new connection fixes that, as with a revoked grant.
+    narrow = sandbox.issue_token(ADMIN_EMAIL, CLIENT_ID, "openid email")
+    tokens.store_refresh_token(narrow["refresh_token"])
+    booking = write_booking(firestore)
+
+    status = deliver(client, payment(booking.preference_id))
+
+    assert status == 500
+    assert read_booking(firestore, booking.booking_id)["schedulingReason"] == (
+        "admin_reconnect_required"
+    )

@@ -653,6 +653,22 @@ def test_status_when_the_token_was_revoked(sandbox: Any, client: Any) -> None:
     assert document["email"] == ADMIN_EMAIL
 
 
+def test_a_stored_grant_without_calendar_access_must_be_reconnected(
+    sandbox: Any, client: Any, firestore: Any
+) -> None:
+    # A grant for sign-in only (someone stored it by hand, or an old client's): Google's
+    # token endpoint answers invalid_scope when classcal asks for calendar access.
+    connected, _ = connect(client)
+    assert connected.status_code == 200
+    narrow = sandbox.issue_token(ADMIN_EMAIL, CLIENT_ID, "openid email")
+    tokens.store_refresh_token(narrow["refresh_token"])
+
+    document = status_json(client)
+
+    assert document["state"] == "reconnect_required"
+    assert document["tokenRefreshes"] is False
+
+
 def test_status_when_the_token_endpoint_is_down(sandbox: Any, client: Any) -> None:
     connected, _ = connect(client)
     assert connected.status_code == 200
