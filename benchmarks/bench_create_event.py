@@ -60,11 +60,11 @@ def _environment(firestore_host: str, sandbox_url: str) -> dict[str, str]:
 def _connect_admin(sandbox_url: str) -> str:
     """Register the OAuth client, store a refresh token as the admin's connection would."""
     from sandbox.control import SandboxControl
-    from shared import google_clients, tokens
+    from shared.google import clients, tokens
 
     control = SandboxControl(sandbox_url)
     control.register_client(CLIENT_ID, CLIENT_SECRET, ["http://127.0.0.1/callback"])
-    granted = control.issue_token(ADMIN_EMAIL, CLIENT_ID, google_clients.CALENDAR_SCOPE)
+    granted = control.issue_token(ADMIN_EMAIL, CLIENT_ID, clients.CALENDAR_SCOPE)
     tokens.store_refresh_token(granted["refresh_token"])
     return str(granted["refresh_token"])
 
@@ -137,16 +137,16 @@ class _Bare:
         from google.oauth2.credentials import Credentials
         from googleapiclient.discovery import build
 
-        from shared import google_clients
+        from shared.google import clients
 
-        endpoints = google_clients.endpoints()
+        endpoints = clients.endpoints()
         credentials = Credentials(
             token=None,
             refresh_token=refresh_token,
             client_id=CLIENT_ID,
             client_secret=CLIENT_SECRET,
             token_uri=endpoints.token_uri,
-            scopes=[google_clients.CALENDAR_SCOPE],
+            scopes=[clients.CALENDAR_SCOPE],
         )
         http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=15))
         self.calendar = build(
@@ -194,8 +194,8 @@ def run(bookings: int, workers: int) -> dict[str, Any]:
     from google.cloud import firestore
 
     from sandbox.control import SandboxControl
-    from shared import google_clients, tokens
-    from shared.config import reset_config
+    from shared.core.config import reset_config
+    from shared.google import clients, tokens
 
     log_dir = Path(tempfile.mkdtemp(prefix="bench-create-event-"))
     started: list[processes.ManagedProcess] = []
@@ -208,7 +208,7 @@ def run(bookings: int, workers: int) -> dict[str, Any]:
         env = _environment(emulator.url, sandbox.url)
         os.environ.update(env)
         reset_config()
-        google_clients.reset_clients()
+        clients.reset_clients()
         tokens.forget_admin_credentials()
         refresh_token = _connect_admin(sandbox.url)
         function = processes.start_function("create_event", env, log_dir)

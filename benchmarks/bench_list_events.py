@@ -75,15 +75,15 @@ def _timed_get(connection: http.client.HTTPConnection) -> tuple[float, bytes]:
 def _seed_calendar(sandbox_url: str, events: int) -> None:
     """Connect the admin and create ``events`` classes over the next 60 days."""
     from sandbox.control import SandboxControl
-    from shared import calendar, google_clients, tokens
-    from shared.config import reset_config
+    from shared.core.config import reset_config
+    from shared.google import calendar, clients, tokens
 
     control = SandboxControl(sandbox_url)
     control.reset()
     control.register_client(CLIENT_ID, CLIENT_SECRET, ["http://127.0.0.1/callback"])
     reset_config()
-    google_clients.reset_clients()
-    granted = control.issue_token(ADMIN_EMAIL, CLIENT_ID, google_clients.CALENDAR_SCOPE)
+    clients.reset_clients()
+    granted = control.issue_token(ADMIN_EMAIL, CLIENT_ID, clients.CALENDAR_SCOPE)
     tokens.store_refresh_token(granted["refresh_token"])
     first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
     step = timedelta(days=59) / max(events, 1)

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from localstack import processes
-from shared import google_clients, scheduling, sync_state
-from shared.config import reset_config
+from shared.core.config import reset_config
+from shared.domain import scheduling
+from shared.google import clients
+from shared.stores import sync_state
 from tests.conftest import ADMIN_EMAIL, CLIENT_ID, CLIENT_SECRET, PROJECT
 from tests.scheduling_support import Booking, read_booking, write_booking
 
@@ -66,8 +68,8 @@ def admin_calendar(sandbox: Any) -> Any:
     """
     from google.oauth2.credentials import Credentials
 
-    granted = sandbox.issue_token(ADMIN_EMAIL, CLIENT_ID, google_clients.CALENDAR_SCOPE)
-    return google_clients.calendar_service(Credentials(token=granted["access_token"]))
+    granted = sandbox.issue_token(ADMIN_EMAIL, CLIENT_ID, clients.CALENDAR_SCOPE)
+    return clients.calendar_service(Credentials(token=granted["access_token"]))
 
 
 def scheduled_booking(firestore: Any, **fields: Any) -> Booking:

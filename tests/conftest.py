@@ -15,8 +15,9 @@ import pytest
 
 from localstack import processes
 from localstack.processes import cloud_event_headers, pubsub_envelope
-from shared import google_clients, tokens
-from shared.config import reset_config
+from shared.core.config import reset_config
+from shared.google import clients, tokens
+from shared.stores import db
 
 PROJECT = processes.PROJECT
 __all__ = ["cloud_event_headers", "pubsub_envelope"]  # tests import them from here
@@ -85,7 +86,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
 
 def _forget_caches() -> None:
     reset_config()
-    google_clients.reset_clients()
+    clients.reset_clients()
     tokens.forget_admin_credentials()
 
 
@@ -95,7 +96,7 @@ def firestore(firestore_emulator: processes.ManagedProcess, env: pytest.MonkeyPa
     env.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator.url)
     processes.reset_firestore(firestore_emulator.url, PROJECT)
     _forget_caches()
-    return google_clients.firestore_client()
+    return db.firestore_client()
 
 
 @pytest.fixture
@@ -122,7 +123,7 @@ def sandbox(sandbox_server: processes.ManagedProcess, env: pytest.MonkeyPatch) -
 @pytest.fixture
 def connected(sandbox: Any, firestore: Any) -> dict[str, Any]:
     """The school's Google account connected: a refresh token stored in Secret Manager."""
-    granted = sandbox.issue_token(ADMIN_EMAIL, CLIENT_ID, google_clients.CALENDAR_SCOPE)
+    granted = sandbox.issue_token(ADMIN_EMAIL, CLIENT_ID, clients.CALENDAR_SCOPE)
     tokens.store_refresh_token(granted["refresh_token"])
     tokens.forget_admin_credentials()
     return granted

@@ -15,8 +15,9 @@ from typing import Any
 import functions_framework
 
 from localstack import processes
-from shared import bookings, scheduling
-from shared.config import reset_config
+from shared.core.config import reset_config
+from shared.domain import scheduling
+from shared.stores import bookings
 from tests.conftest import ADMIN_EMAIL, cloud_event_headers, pubsub_envelope
 
 SOURCE = Path(__file__).resolve().parent.parent / "functions" / "create_event" / "main.py"

@@ -67,9 +67,11 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from shared import bookings, busy_slots, tokens
-from shared.events import MAX_MESSAGE_BYTES
-from shared.payments import APPROVED, CANCELLING_STATUSES
+from shared.domain import busy_slots
+from shared.google import tokens
+from shared.stores import bookings
+from shared.web.payments import APPROVED, CANCELLING_STATUSES
+from shared.web.pubsub import MAX_MESSAGE_BYTES
 from tests.calendar_sync_support import ManualChannel, configure, manual_channel
 from tests.conftest import PROJECT, cloud_event_headers
 from tests.scheduling_support import Booking, payment, read_booking, write_booking

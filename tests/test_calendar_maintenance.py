@@ -13,7 +13,8 @@ import functions_framework
 import pytest
 
 from localstack import processes
-from shared import maintenance, sync_state
+from shared.domain import maintenance
+from shared.stores import sync_state
 from tests.calendar_sync_support import (
     admin_calendar,
     booking,
@@ -303,8 +304,8 @@ def test_events_gone_from_the_calendar_are_caught_even_without_notifications(
 def test_a_cancellation_whose_event_removal_waited_is_finished(
     run: Any, firestore: Any, sandbox: Any, env: pytest.MonkeyPatch
 ) -> None:
-    from shared import scheduling
-    from shared.errors import GoogleUnavailable
+    from shared.core.errors import GoogleUnavailable
+    from shared.domain import scheduling
 
     configure(env, GOOGLE_API_RETRIES="0")
     class_ = scheduled_booking(firestore)

@@ -17,7 +17,9 @@ import functions_framework
 import pytest
 
 from localstack import processes
-from shared import bookings, google_clients, maintenance, scheduling, sync, sync_state
+from shared.domain import maintenance, scheduling, sync
+from shared.google import clients
+from shared.stores import bookings, sync_state
 from tests.calendar_sync_support import (
     WEBHOOK_SOURCE,
     admin_calendar,
@@ -319,7 +321,7 @@ def test_an_unreachable_database_answers_503(connected: Any, env: pytest.MonkeyP
         "X-Goog-Resource-State": "exists",
     }
     env.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:9")  # nothing listens there
-    google_clients.reset_clients()
+    clients.reset_clients()
     client = functions_framework.create_app(
         "calendar_webhook", str(WEBHOOK_SOURCE / "main.py")
     ).test_client()

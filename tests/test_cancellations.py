@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from shared import calendar, scheduling
+from shared.domain import scheduling
+from shared.google import calendar
 from tests.scheduling_support import (
     STUDENT_EMAIL,
     activities,

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import ENVIRONMENT_VARIABLES, from_env, get_config
-from shared.errors import ConfigError
+from shared.core.config import ENVIRONMENT_VARIABLES, from_env, get_config
+from shared.core.errors import ConfigError
 
 
 def test_defaults_follow_the_seed() -> None:

@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared import calendar, scheduling
-from shared.errors import InvalidBooking
+from shared.core.errors import InvalidBooking
+from shared.domain import scheduling
+from shared.google import calendar
 from tests.scheduling_support import (
     STUDENT_EMAIL,
     activities,
@@ -594,10 +595,10 @@ def test_an_unreachable_database_is_retried(
     env: pytest.MonkeyPatch, connected: Any, sandbox: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     from localstack import processes
-    from shared import google_clients
+    from shared.google import clients
 
     env.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{processes.free_port()}")
-    google_clients.reset_clients()
+    clients.reset_clients()
     caplog.set_level(logging.INFO)
     started = time.monotonic()
 
@@ -614,8 +615,8 @@ def test_transaction_contention_is_transient_not_a_bug() -> None:
     # cause is the last Aborted. Retrying later resolves contention, so it is transient.
     from google.api_core import exceptions
 
-    from shared import bookings
-    from shared.errors import StoreUnavailable
+    from shared.core.errors import StoreUnavailable
+    from shared.stores import bookings
 
     with pytest.raises(StoreUnavailable, match="contention"), bookings._store_errors("claim"):
         raise ValueError("Failed to commit transaction in 5 attempts.") from exceptions.Aborted(
@@ -629,7 +630,7 @@ def test_transaction_contention_is_transient_not_a_bug() -> None:
 def test_a_stored_grant_without_calendar_access_waits_for_the_admin(
     sandbox: Any, firestore: Any, client: Any
 ) -> None:
-    from shared import tokens
+    from shared.google import tokens
     from tests.conftest import ADMIN_EMAIL, CLIENT_ID
 
     # Google answers invalid_scope to a refresh asking for calendar access the grant lacks:

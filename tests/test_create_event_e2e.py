@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from localstack import processes
-from shared import google_clients, tokens
+from shared.google import clients, tokens
 from tests.conftest import ADMIN_EMAIL, CLIENT_ID
 from tests.scheduling_support import (
     activities,
@@ -149,7 +149,7 @@ def test_a_revoked_token_waits_for_the_admin_and_a_new_one_is_picked_up_without_
     # (has the admin reconnected?) and does not ask Google to refresh it again.
     assert sandbox_calls(sandbox, "oauth.token") == refreshes
     assert sandbox_calls(sandbox, "secretmanager.projects.secrets.versions.access") == reads + 1
-    granted = sandbox.issue_token(ADMIN_EMAIL, CLIENT_ID, google_clients.CALENDAR_SCOPE)
+    granted = sandbox.issue_token(ADMIN_EMAIL, CLIENT_ID, clients.CALENDAR_SCOPE)
     tokens.store_refresh_token(granted["refresh_token"])
     accepted = post(url, message)
 
@@ -172,7 +172,7 @@ def test_an_admin_reconnecting_while_the_server_runs_is_picked_up_by_the_re_read
     assert post(url, payment(first.preference_id)) == 200  # credentials cached
     reads = sandbox_calls(sandbox, "secretmanager.projects.secrets.versions.access")
     # The admin reconnects: a new grant is stored, the old one is revoked.
-    granted = sandbox.issue_token(ADMIN_EMAIL, CLIENT_ID, google_clients.CALENDAR_SCOPE)
+    granted = sandbox.issue_token(ADMIN_EMAIL, CLIENT_ID, clients.CALENDAR_SCOPE)
     tokens.store_refresh_token(granted["refresh_token"])
     processes.http("POST", f"{sandbox.url}/revoke?token={connected['refresh_token']}", body=b"")
     second = write_booking(firestore)
@@ -196,7 +196,7 @@ def test_a_refused_token_whose_secret_cannot_be_read_again_is_not_refreshed_agai
     processes.http("POST", f"{sandbox.url}/revoke?token={connected['refresh_token']}", body=b"")
     # An operator disables the leaked version too: reading the secret again fails.
     newest = tokens.list_versions()[0].name
-    google_clients.secret_manager_client().disable_secret_version(name=newest)
+    clients.secret_manager_client().disable_secret_version(name=newest)
 
     first = post(url, payment(booking.preference_id))
     refreshes = sandbox_calls(sandbox, "oauth.token")

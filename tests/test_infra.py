@@ -29,7 +29,7 @@ import pytest
 from hcl2 import SerializationOptions
 
 from localstack import processes
-from shared.config import ENVIRONMENT_VARIABLES
+from shared.core.config import ENVIRONMENT_VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"

@@ -21,10 +21,11 @@ import functions_framework
 import pytest
 
 from localstack import processes
-from shared import busy_slots, calendar
-from shared.config import get_config, reset_config
-from shared.errors import GoogleUnavailable, InvalidParameter
-from shared.logs import JsonFormatter
+from shared.core.config import get_config, reset_config
+from shared.core.errors import GoogleUnavailable, InvalidParameter
+from shared.core.logs import JsonFormatter
+from shared.domain import busy_slots
+from shared.google import calendar
 
 SOURCE = str(Path(__file__).resolve().parent.parent / "functions" / "list_events" / "main.py")
 SCHOOL = "America/Argentina/Buenos_Aires"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import logging
 
-from shared.logs import JsonFormatter, redact
+from shared.core.logs import JsonFormatter, redact
 
 
 def _format(message: str, *args: object, **extra: object) -> dict[str, object]:

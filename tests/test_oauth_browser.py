@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from localstack import processes
-from shared import google_clients, tokens
+from shared.google import clients, tokens
 from tests.conftest import ADMIN_EMAIL, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -123,7 +123,7 @@ def test_admin_connects_in_a_real_browser(
         finally:
             browser.save_screenshot(str(tmp_path / "last-page.png"))
 
-    assert consent_url.startswith(google_clients.endpoints().auth_uri)
+    assert consent_url.startswith(clients.endpoints().auth_uri)
     assert hinted_email == ADMIN_EMAIL  # from login_hint
     assert heading == "Google account connected", page_text
     assert ADMIN_EMAIL in page_text
@@ -136,10 +136,10 @@ def test_admin_connects_in_a_real_browser(
         refresh_token=stored.refresh_token,
         client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET,
-        token_uri=google_clients.endpoints().token_uri,
-        scopes=[google_clients.CALENDAR_SCOPE],
+        token_uri=clients.endpoints().token_uri,
+        scopes=[clients.CALENDAR_SCOPE],
     )
-    credentials.refresh(google_clients.http_request())
+    credentials.refresh(clients.http_request())
     assert credentials.valid
     assert stored.refresh_token not in page_source
     assert stored.refresh_token not in function_server.log_path.read_text()

@@ -23,9 +23,10 @@ import pytest
 import requests
 
 from localstack import processes
-from shared import calendar, connection, google_clients, tokens
-from shared.config import reset_config
-from shared.logs import JsonFormatter
+from shared.core.config import reset_config
+from shared.core.logs import JsonFormatter
+from shared.domain import connection
+from shared.google import calendar, clients, tokens
 from tests.conftest import ADMIN_EMAIL, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI
 
 SOURCE = Path(__file__).resolve().parent.parent / "functions" / "oauth_callback" / "main.py"
@@ -143,11 +144,11 @@ def refreshes(refresh_token: str) -> bool:
         refresh_token=refresh_token,
         client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET,
-        token_uri=google_clients.endpoints().token_uri,
-        scopes=[google_clients.CALENDAR_SCOPE],
+        token_uri=clients.endpoints().token_uri,
+        scopes=[clients.CALENDAR_SCOPE],
     )
     try:
-        credentials.refresh(google_clients.http_request())
+        credentials.refresh(clients.http_request())
     except RefreshError:
         return False
     return True
@@ -159,7 +160,7 @@ def revoke_at_google(sandbox: Any, token: str) -> None:
 
 
 def sandbox_url() -> str:
-    url = google_clients.endpoints().token_uri
+    url = clients.endpoints().token_uri
     return url.rsplit("/", 1)[0]
 
 
@@ -170,8 +171,8 @@ def seed_events(count_future: int, count_past: int) -> None:
     from sandbox.control import SandboxControl
 
     control = SandboxControl(sandbox_url())
-    granted = control.issue_token(ADMIN_EMAIL, CLIENT_ID, google_clients.CALENDAR_SCOPE)
-    service = google_clients.calendar_service(Credentials(token=granted["access_token"]))
+    granted = control.issue_token(ADMIN_EMAIL, CLIENT_ID, clients.CALENDAR_SCOPE)
+    service = clients.calendar_service(Credentials(token=granted["access_token"]))
     now = datetime.now(UTC)
     starts = [now + timedelta(days=i + 1) for i in range(count_future)]
     starts += [now - timedelta(days=i + 2) for i in range(count_past)]
@@ -204,12 +205,12 @@ def test_start_redirects_to_consent_with_pkce_and_keeps_the_verifier_server_side
     assert_safe_page(response)
     assert "Set-Cookie" not in response.headers
     location = response.headers["Location"]
-    assert location.startswith(google_clients.endpoints().auth_uri + "?")
+    assert location.startswith(clients.endpoints().auth_uri + "?")
     query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
     assert query["client_id"] == CLIENT_ID
     assert query["redirect_uri"] == REDIRECT_URI
     assert query["response_type"] == "code"
-    assert set(query["scope"].split()) == set(google_clients.OAUTH_SCOPES)
+    assert set(query["scope"].split()) == set(clients.OAUTH_SCOPES)
     assert query["access_type"] == "offline"
     assert query["prompt"] == "consent"
     assert query["login_hint"] == ADMIN_EMAIL
@@ -270,7 +271,7 @@ def test_good_flow_stores_the_token_and_proves_it_with_a_calendar_call(
     record = connection_record(firestore)
     assert record is not None
     assert record["email"] == ADMIN_EMAIL
-    assert set(record["scopes"]) == set(google_clients.OAUTH_SCOPES)
+    assert set(record["scopes"]) == set(clients.OAUTH_SCOPES)
     assert record["secretVersion"] == stored.version
     assert record["calendarId"] == "primary"
     assert abs(record["connectedAt"] - datetime.now(UTC)) < timedelta(minutes=1)
@@ -344,7 +345,7 @@ def test_unticked_calendar_scope_says_to_tick_it_and_keeps_the_earlier_connectio
     assert first.status_code == 200
     earlier = tokens.read_refresh_token()
 
-    response, _ = connect(client, untick=(google_clients.CALENDAR_SCOPE,))
+    response, _ = connect(client, untick=(clients.CALENDAR_SCOPE,))
 
     body = text(response)
     assert response.status_code == 400

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from shared.errors import InvalidMessage
-from shared.events import MAX_MESSAGE_BYTES
-from shared.payments import Payment, parse_payment
+from shared.core.errors import InvalidMessage
+from shared.web.payments import Payment, parse_payment
+from shared.web.pubsub import MAX_MESSAGE_BYTES
 from tests.conftest import PROJECT, cloud_event_headers
 from tests.scheduling_support import (
     app_client,

@@ -123,7 +123,7 @@ def _quiet_logs() -> None:
     import logging
 
     os.environ["LOG_LEVEL"] = "WARNING"
-    from shared.logs import configure_logging
+    from shared.core.logs import configure_logging
 
     configure_logging()
     for handler in logging.getLogger().handlers:

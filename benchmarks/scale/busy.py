@@ -32,7 +32,7 @@ BARE = "bare"
 
 def _seed_calendar(events: int) -> None:
     """``events`` one-hour classes spread over the next 59 days (all in the default window)."""
-    from shared import calendar
+    from shared.google import calendar
 
     first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
     step = timedelta(days=59) / max(events, 1)
@@ -124,7 +124,7 @@ def run(lab: common.Lab, requests: int, clients: int, events: int) -> dict[str, 
     _seed_calendar(events)
     control = lab.control
     env = lab.env()
-    from shared.config import from_env
+    from shared.core.config import from_env
 
     ttl = from_env(env).list_cache_ttl_seconds  # what the cached server runs with
     started: dict[str, processes.ManagedProcess] = {}

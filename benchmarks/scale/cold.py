@@ -150,7 +150,7 @@ def targets() -> list[Target]:
 
 def _prepare(lab: common.Lab) -> None:
     """A fresh Firestore and sandbox, the admin connected, a few classes in the calendar."""
-    from shared import calendar
+    from shared.google import calendar
 
     lab.reset()
     lab.connect_admin()

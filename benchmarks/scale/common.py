@@ -112,31 +112,31 @@ class Lab:
 
     def point_here(self, **extra: str) -> None:
         """This process's environment and cached clients follow the lab (for shared/ calls)."""
-        from shared import google_clients, tokens
-        from shared.config import reset_config
+        from shared.core.config import reset_config
+        from shared.google import clients, tokens
 
         for name in ("CALENDAR_API_KEY", "LIST_CACHE_TTL_SECONDS", "CALENDAR_WEBHOOK_URL"):
             os.environ.pop(name, None)
         os.environ.update(self.env(**extra))
         reset_config()
-        google_clients.reset_clients()
+        clients.reset_clients()
         tokens.forget_admin_credentials()
 
     def connect_admin(self) -> dict[str, Any]:
         """A sandbox-issued refresh token stored as the admin's connection would store it."""
-        from shared import google_clients, tokens
+        from shared.google import clients, tokens
 
         granted: dict[str, Any] = self.control.issue_token(
-            ADMIN_EMAIL, CLIENT_ID, google_clients.CALENDAR_SCOPE
+            ADMIN_EMAIL, CLIENT_ID, clients.CALENDAR_SCOPE
         )
         tokens.store_refresh_token(granted["refresh_token"])
         tokens.forget_admin_credentials()
         return granted
 
     def db(self) -> Any:
-        from shared import google_clients
+        from shared.stores import db
 
-        return google_clients.firestore_client()
+        return db.firestore_client()
 
     def start_function(
         self, name: str, env: Mapping[str, str], *, port: int | None = None, tag: str = ""
@@ -272,7 +272,7 @@ def check_bookings(
         class_id = (snapshot.to_dict() or {}).get("classId")
         if isinstance(class_id, str) and class_id.startswith(prefix):
             activities[class_id] = activities.get(class_id, 0) + 1
-    from shared.scheduling import BOOKING_ID_PROPERTY
+    from shared.domain.scheduling import BOOKING_ID_PROPERTY
 
     live: dict[str, list[dict[str, Any]]] = {}
     for event in control.events(ADMIN_CALENDAR):

@@ -93,7 +93,7 @@ def run(lab: common.Lab, bookings_count: int, revoked_seconds: float) -> dict[st
         for process in running:
             process.stop()
 
-    from shared import tokens
+    from shared.google import tokens
 
     versions = tokens.list_versions()
     figures = common.check_bookings(db, control, "revoked-", bookings)

@@ -11,11 +11,11 @@ from typing import Any
 
 import functions_framework
 
-from shared import events
+from shared.web import pubsub as events
 
 
 def _handle(_message: events.PubSubMessage) -> dict[str, Any]:
-    from shared import maintenance
+    from shared.domain import maintenance
 
     return maintenance.run()
 

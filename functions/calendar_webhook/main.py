@@ -13,8 +13,8 @@ from typing import Any
 
 import functions_framework
 
-from shared.errors import ConfigError, PermanentError, TransientError
-from shared.logs import get_logger
+from shared.core.errors import ConfigError, PermanentError, TransientError
+from shared.core.logs import get_logger
 
 log = get_logger("calendar_webhook")
 
@@ -27,7 +27,7 @@ def _answer(status: int) -> tuple[str, int, dict[str, str]]:
 def calendar_webhook(request: Any) -> tuple[str, int, dict[str, str]]:
     if request.method != "POST":
         return ("", 405, {"Allow": "POST"})
-    from shared import sync
+    from shared.domain import sync
 
     context = {
         "channel_id": (request.headers.get("X-Goog-Channel-ID") or "")[:64],

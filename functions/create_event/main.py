@@ -4,7 +4,7 @@
 the booking); ``refunded``, ``cancelled`` and ``charged_back`` cancel it; other statuses
 are recorded. There is no HTTP path: only the payments topic can schedule a class.
 A malformed message is logged and acknowledged (retries will not fix it); a transient
-failure raises so that Pub/Sub redelivers (see ``shared.events``).
+failure raises so that Pub/Sub redelivers (see ``shared.web.pubsub``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 
 import functions_framework
 
-from shared import events
+from shared.web import pubsub as events
 
 
 def _handle(message: events.PubSubMessage) -> dict[str, Any]:
     # Imported on the first message, not at cold start's import of this file.
-    from shared.payments import handle_payment_message
+    from shared.web.payments import handle_payment_message
 
     return handle_payment_message(message)
 

@@ -12,10 +12,11 @@ import math
 import flask
 import functions_framework
 
-from shared import busy_slots, http_utils
-from shared.config import get_config
-from shared.errors import ClasscalError, ConfigError, InvalidParameter
-from shared.logs import get_logger
+from shared.core.config import get_config
+from shared.core.errors import ClasscalError, ConfigError, InvalidParameter
+from shared.core.logs import get_logger
+from shared.domain import busy_slots
+from shared.web import http as http_utils
 
 log = get_logger("list_events")
 

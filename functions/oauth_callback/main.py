@@ -11,9 +11,10 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from shared import connection, pages
-from shared.errors import ClasscalError, ConfigError, ConnectionRefused, TransientError
-from shared.logs import get_logger
+from shared.core.errors import ClasscalError, ConfigError, ConnectionRefused, TransientError
+from shared.core.logs import get_logger
+from shared.domain import connection
+from shared.web import pages
 
 log = get_logger("oauth_callback")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.errors import ConfigError
+from shared.core.errors import ConfigError
 
 SEND_UPDATES_VALUES = ("all", "externalOnly", "none")
 

@@ -19,8 +19,8 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from shared.connection import Connected, ConnectionStatus
-    from shared.errors import ConnectionRefused
+    from shared.core.errors import ConnectionRefused
+    from shared.domain.connection import Connected, ConnectionStatus
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;"

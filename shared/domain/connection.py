@@ -5,7 +5,7 @@ one-time code. Everything that must survive between the two requests (the state 
 the PKCE code verifier) is kept server-side in Firestore (``oauthStates``), keyed by a
 hash of the state, so a stateless function on any instance can finish the flow and a
 state can be used once only. The refresh token goes to Secret Manager through
-``shared.tokens``; Firestore keeps only a description of the connection
+``shared.google.tokens``; Firestore keeps only a description of the connection
 (``settings/googleConnection``: who, since when, which scopes, which secret version).
 
 Why no cookie binds the state to the browser: the grant is stored only when Google's
@@ -17,42 +17,30 @@ one completed by anyone else is refused and revoked.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import logging
-import os
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
-from shared import calendar, google_clients, tokens
-from shared.config import Config, get_config
-from shared.errors import (
+from shared.core.config import Config, get_config
+from shared.core.errors import (
     AdminReconnectRequired,
     ClasscalError,
     ConnectionRefused,
     GoogleUnavailable,
     TransientError,
 )
-from shared.logs import get_logger
+from shared.core.logs import get_logger
+from shared.google import calendar, clients, oauth, tokens
+from shared.stores import oauth_states
 
 if TYPE_CHECKING:
-    from google_auth_oauthlib.flow import Flow
+    pass
 
 log = get_logger(__name__)
-# At DEBUG, requests-oauthlib and oauthlib log whole token requests and responses (the
-# code, the verifier, the client secret, every token), and the Google Cloud clients log
-# request payloads (the verifier written to Firestore, the refresh token added to
-# Secret Manager). This module handles all of those: keep them quiet at any LOG_LEVEL.
-for _chatty in ("requests_oauthlib", "oauthlib", "google.cloud", "google.api_core"):
-    logging.getLogger(_chatty).setLevel(logging.WARNING)
 
-STATES_COLLECTION = "oauthStates"
-SETTINGS_COLLECTION = "settings"
-CONNECTION_DOCUMENT = "googleConnection"
 STATE_LIFETIME = timedelta(minutes=10)
 UPCOMING_SAMPLE = 25  # the success page counts upcoming events up to this many
 PERMISSIONS_URL = "https://myaccount.google.com/permissions"
@@ -65,7 +53,6 @@ _SCOPE_ALIASES = {
 _STATE_SHAPE = re.compile(r"^[A-Za-z0-9_-]{20,128}$")
 _ERROR_SHAPE = re.compile(r"^[a-z_]{1,64}$")
 _MAX_CODE_LENGTH = 2048
-_TRANSIENT_OAUTH_ERRORS = frozenset({"server_error", "temporarily_unavailable"})
 
 
 # ---------------------------------------------------------------------------------------
@@ -79,30 +66,15 @@ def start() -> str:
     state = secrets.token_urlsafe(32)
     # 64 random bytes make an 86-character verifier, inside RFC 7636's 43-128.
     verifier = secrets.token_urlsafe(64)
-    flow = _flow(config, verifier)
-    url, _ = flow.authorization_url(
-        state=state,
-        access_type="offline",  # a refresh token, so functions can act later
-        prompt="consent",  # Google sends a refresh token only with a fresh consent
-        login_hint=admin_email,
-        # include_granted_scopes is deliberately not sent: it would fold every scope
-        # this client was ever granted into the new token, and classcal wants a token
-        # with exactly OAUTH_SCOPES and nothing more.
+    url = oauth.authorization_url(config, state=state, verifier=verifier, login_hint=admin_email)
+    oauth_states.create_state(
+        state,
+        code_verifier=verifier,
+        redirect_uri=config.require("GOOGLE_REDIRECT_URI"),
+        lifetime=STATE_LIFETIME,
     )
-    now = datetime.now(UTC)
-    with google_clients.firestore_errors("store the OAuth state"):
-        _states().document(_state_key(state)).create(
-            {
-                "codeVerifier": verifier,
-                "redirectUri": config.require("GOOGLE_REDIRECT_URI"),
-                "createdAt": now,
-                # Firestore's TTL policy deletes expired states, but only within a day
-                # or so: the callback checks expiresAt itself.
-                "expiresAt": now + STATE_LIFETIME,
-            }
-        )
     log.info("oauth flow started")
-    return str(url)
+    return url
 
 
 # ---------------------------------------------------------------------------------------
@@ -140,13 +112,21 @@ def complete(params: Mapping[str, str]) -> Connected:
             "Google's answer had no sign-in code. Start again from the start link.",
         )
     verifier, redirect_uri = _consume_state(state)
-    granted = _exchange(config, verifier, code, redirect_uri)
+    try:
+        granted = oauth.exchange(config, verifier, code, redirect_uri)
+    except oauth.CodeRejected:
+        raise _refused(
+            "code_rejected",
+            400,
+            "Google did not accept this sign-in",
+            "The sign-in code expired or was already used. Start again from the start link.",
+        ) from None
     email = _verified_admin_email(config, granted)
     refresh_token = _require_grant(granted)
 
     version = tokens.store_refresh_token(refresh_token)
     scopes = sorted(_granted_scopes(granted))
-    _record_connection(email, scopes, version, config.calendar_id)
+    oauth_states.record_connection(email, scopes, version, config.calendar_id)
     upcoming, more, problem = _check_calendar(config, granted)
     log.info(
         "google account connected",
@@ -208,116 +188,24 @@ def _consume_state(state: str) -> tuple[str, str | None]:
             "unknown_state",
             "classcal did not start this sign-in. Start again from the start link.",
         )
-    from google.cloud import firestore
-
-    client = google_clients.firestore_client()
-    reference = _states().document(_state_key(state))
-
-    @firestore.transactional
-    def take(transaction: Any) -> tuple[str, str | None]:
-        snapshot = reference.get(transaction=transaction)
-        if not snapshot.exists:
-            raise _state_refused(
-                "unknown_state",
-                "classcal did not start this sign-in, or it was cleaned up long ago. "
-                "Start again from the start link.",
-            )
-        data = snapshot.to_dict() or {}
-        if data.get("usedAt") is not None or not data.get("codeVerifier"):
-            raise _state_refused(
-                "reused_state",
-                "This sign-in link was already used. Start again from the start link.",
-            )
-        expires_at = data.get("expiresAt")
-        if not isinstance(expires_at, datetime) or expires_at <= datetime.now(UTC):
-            raise _state_refused(
-                "expired_state",
-                "This sign-in took longer than ten minutes. Start again from the start link "
-                "and finish within ten minutes.",
-            )
-        # The verifier is erased as the state is spent: a used state holds nothing.
-        transaction.update(
-            reference, {"usedAt": datetime.now(UTC), "codeVerifier": firestore.DELETE_FIELD}
-        )
-        return str(data["codeVerifier"]), data.get("redirectUri")
-
-    with google_clients.firestore_errors("read the OAuth state"):
-        return take(client.transaction())
-
-
-@dataclass(frozen=True)
-class _Grant:
-    access_token: str
-    refresh_token: str | None
-    id_token: str | None
-    scope: tuple[str, ...] | None  # None: Google did not say (it granted what was asked)
-    expires_at: datetime | None
-
-    def __repr__(self) -> str:  # never print the tokens
-        return f"_Grant(scope={self.scope!r})"
-
-
-def _exchange(config: Config, verifier: str, code: str, redirect_uri: str | None) -> _Grant:
-    """Trade the code (with the verifier) for tokens at Google's token endpoint."""
-    import requests
-    from oauthlib.oauth2.rfc6749.errors import OAuth2Error
-
-    # Google requires the redirect URI of the authorization request, which is the one
-    # kept with the state even if GOOGLE_REDIRECT_URI changed in between.
-    flow = _flow(config, verifier, redirect_uri)
-    flow.oauth2session.register_compliance_hook("access_token_response", _raise_if_unavailable)
     try:
-        token = flow.fetch_token(
-            code=code,
-            include_client_id=True,  # client id and secret in the body, as Google documents
-            timeout=config.google_http_timeout_seconds,
-        )
-    except OAuth2Error as error:
-        if getattr(error, "error", None) in _TRANSIENT_OAUTH_ERRORS:
-            raise GoogleUnavailable(f"the OAuth token endpoint answered {error.error}") from None
-        # error.error is the OAuth error code ("invalid_grant", ...): safe to log.
-        log.warning(
-            "google refused the authorization code",
-            extra={"reason": getattr(error, "error", None) or type(error).__name__},
-        )
-        raise _refused(
-            "code_rejected",
-            400,
-            "Google did not accept this sign-in",
-            "The sign-in code expired or was already used. Start again from the start link.",
-        ) from None
-    except requests.RequestException as error:
-        raise GoogleUnavailable(
-            f"the OAuth token endpoint did not answer: {type(error).__name__}"
-        ) from None
-    scope = token.get("scope")
-    if isinstance(scope, str):
-        scope = scope.split()
-    expires_at = token.get("expires_at")
-    return _Grant(
-        access_token=str(token["access_token"]),
-        refresh_token=token.get("refresh_token") or None,
-        id_token=token.get("id_token") or None,
-        scope=tuple(scope) if scope is not None else None,
-        expires_at=datetime.fromtimestamp(float(expires_at), UTC) if expires_at else None,
-    )
+        spent = oauth_states.spend_state(state)
+    except oauth_states.StateRefused as refused:
+        raise _state_refused(refused.reason, _STATE_ADVICE[refused.reason]) from None
+    return spent.code_verifier, spent.redirect_uri
 
 
-def _raise_if_unavailable(response: Any) -> Any:
-    """requests-oauthlib hook: a 5xx or 429 from the token endpoint is worth a retry later.
+_STATE_ADVICE = {
+    oauth_states.UNKNOWN: "classcal did not start this sign-in, or it was cleaned up long ago. "
+    "Start again from the start link.",
+    oauth_states.REUSED: "This sign-in link was already used. Start again from the start link.",
+    oauth_states.EXPIRED: "This sign-in took longer than ten minutes. Start again from the "
+    "start link and finish within ten minutes.",
+}
 
-    Without it oauthlib reads the error body as a refusal of the code itself.
-    """
-    if response.status_code >= 500 or response.status_code == 429:
-        raise GoogleUnavailable(f"the OAuth token endpoint answered HTTP {response.status_code}")
-    return response
 
-
-def _verified_admin_email(config: Config, grant: _Grant) -> str:
+def _verified_admin_email(config: Config, grant: oauth.Grant) -> str:
     """The consenting account's email, from a verified id_token, if it is ADMIN_EMAIL."""
-    from google.auth import exceptions as auth_exceptions
-    from google.oauth2 import id_token
-
     admin_email = config.require("ADMIN_EMAIL")
     wrong_identity = _refused(
         "unverified_identity",
@@ -330,27 +218,10 @@ def _verified_admin_email(config: Config, grant: _Grant) -> str:
         _revoke(grant)
         raise wrong_identity
     try:
-        claims = id_token.verify_token(
-            grant.id_token,
-            google_clients.http_request(),
-            audience=config.require("AUTH_GOOGLE_ID"),
-            certs_url=google_clients.endpoints(config).certs_url,
-            clock_skew_in_seconds=10,
-        )
-    except auth_exceptions.TransportError:
-        raise GoogleUnavailable("could not fetch Google's id_token certificates") from None
-    except (ValueError, auth_exceptions.GoogleAuthError) as error:
-        # Only the type: some of google-auth's messages quote the token itself.
-        log.warning(
-            "id_token failed verification",
-            extra={"reason": "invalid_id_token", "detail": type(error).__name__},
-        )
+        claims = oauth.verify_id_token(config, grant.id_token)
+    except oauth.InvalidIdToken:
         _revoke(grant)
         raise wrong_identity from None
-    if claims.get("iss") not in google_clients.GOOGLE_ISSUERS:
-        log.warning("id_token from an unknown issuer", extra={"reason": "invalid_id_token"})
-        _revoke(grant)
-        raise wrong_identity
     email = str(claims.get("email") or "").strip()
     if claims.get("email_verified") not in (True, "true") or not email:
         log.warning("id_token email not verified", extra={"reason": "email_unverified"})
@@ -381,24 +252,24 @@ def _verified_admin_email(config: Config, grant: _Grant) -> str:
     return email
 
 
-def _granted_scopes(grant: _Grant) -> set[str]:
+def _granted_scopes(grant: oauth.Grant) -> set[str]:
     if grant.scope is None:
-        return set(google_clients.OAUTH_SCOPES)
+        return set(clients.OAUTH_SCOPES)
     return {_SCOPE_ALIASES.get(scope, scope) for scope in grant.scope}
 
 
-def _require_grant(grant: _Grant) -> str:
+def _require_grant(grant: oauth.Grant) -> str:
     """The refresh token, once every scope asked for is granted.
 
     The grant is not revoked here: it is the admin's own, and with Google revoking one
     token withdraws the whole grant, which would also end a working earlier connection.
     """
-    missing = [s for s in google_clients.OAUTH_SCOPES if s not in _granted_scopes(grant)]
+    missing = [s for s in clients.OAUTH_SCOPES if s not in _granted_scopes(grant)]
     if missing:
         log.warning(
             "consent lacked scopes", extra={"reason": "scope_not_granted", "missing": missing}
         )
-        if google_clients.CALENDAR_SCOPE in missing:
+        if clients.CALENDAR_SCOPE in missing:
             advice = (
                 "On Google's page the box that lets classcal see and edit events in your "
                 "calendars was not ticked, so classcal cannot create classes. Start again "
@@ -423,51 +294,11 @@ def _require_grant(grant: _Grant) -> str:
     return grant.refresh_token
 
 
-def _revoke(grant: _Grant) -> None:
-    """Withdraw a grant classcal will not keep (best effort: a failure is only logged)."""
-    from google.auth import exceptions as auth_exceptions
-
-    token = grant.refresh_token or grant.access_token
-    try:
-        response = google_clients.http_request()(
-            url=google_clients.endpoints().revoke_uri,
-            method="POST",
-            # In the body, not the query: a URL may end up in an access log.
-            body=urlencode({"token": token}),
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-            timeout=get_config().google_http_timeout_seconds,
-        )
-    except auth_exceptions.TransportError as error:
-        log.warning(
-            "could not revoke a refused grant",
-            extra={"reason": "revoke_failed", "detail": type(error).__name__},
-        )
-        return
-    if response.status != 200:
-        log.warning(
-            "could not revoke a refused grant",
-            extra={"reason": "revoke_failed", "status": response.status},
-        )
-
-
-def _record_connection(email: str, scopes: list[str], version: str, calendar_id: str) -> None:
-    with google_clients.firestore_errors("record the connection"):
-        _connection_document().set(
-            {
-                "email": email,
-                "connectedAt": datetime.now(UTC),
-                "scopes": scopes,
-                "secretVersion": version,
-                "calendarId": calendar_id,
-            }
-        )
-
-
 def _log_calendar_problem(error: ClasscalError) -> None:
     log.warning("calendar check failed", extra={"reason": error.code, "detail": error.message})
 
 
-def _check_calendar(config: Config, grant: _Grant) -> tuple[int | None, bool, str | None]:
+def _check_calendar(config: Config, grant: oauth.Grant) -> tuple[int | None, bool, str | None]:
     """One real Calendar call with the new credentials: how many upcoming events it sees."""
     credentials = tokens.credentials_for(grant.refresh_token, access_token=grant.access_token)
     if grant.expires_at is not None:
@@ -537,7 +368,7 @@ def status() -> ConnectionStatus:
     from google.auth import exceptions as auth_exceptions
 
     config = get_config()
-    record = _read_connection()
+    record = oauth_states.read_connection()
     described: dict[str, Any] = {
         "email": record.get("email"),
         "connected_at": record.get("connectedAt"),
@@ -564,7 +395,7 @@ def status() -> ConnectionStatus:
         )
     credentials = tokens.credentials_for(stored.refresh_token)
     try:
-        credentials.refresh(google_clients.http_request())
+        credentials.refresh(clients.http_request())
     except auth_exceptions.RefreshError as error:
         if tokens.is_invalid_grant(error):
             log.warning("stored refresh token no longer works", extra={"reason": "invalid_grant"})
@@ -598,19 +429,6 @@ def _unchecked(version: str, described: dict[str, Any]) -> ConnectionStatus:
     )
 
 
-def _read_connection() -> dict[str, Any]:
-    try:
-        snapshot = _connection_document().get()
-    except Exception as error:
-        # The description is nice to have; the token check below still runs.
-        log.warning(
-            "could not read the connection record",
-            extra={"reason": "firestore_unavailable", "detail": type(error).__name__},
-        )
-        return {}
-    return (snapshot.to_dict() or {}) if snapshot.exists else {}
-
-
 # ---------------------------------------------------------------------------------------
 # Shared pieces
 
@@ -624,49 +442,5 @@ def links() -> tuple[str, str]:
     return f"{base}/start", f"{base}/"
 
 
-def _flow(config: Config, verifier: str, redirect_uri: str | None = None) -> Flow:
-    from google_auth_oauthlib.flow import Flow
-
-    if config.google_sandbox_url:
-        # oauthlib refuses plain-http endpoints; the local sandbox speaks plain http.
-        # Never set outside sandbox mode: real Google endpoints are https.
-        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
-    # oauthlib raises a bare Warning (and drops the tokens) when Google grants fewer
-    # scopes than asked, which is what an unticked checkbox does. classcal checks the
-    # granted scopes itself (_require_grant) to tell the admin exactly what to do.
-    os.environ["OAUTHLIB_RELAX_TOKEN_SCOPE"] = "1"  # noqa: S105 (a switch, not a secret)
-    redirect_uri = redirect_uri or config.require("GOOGLE_REDIRECT_URI")
-    endpoints = google_clients.endpoints(config)
-    client_config = {
-        "web": {
-            "client_id": config.require("AUTH_GOOGLE_ID"),
-            "client_secret": config.require("AUTH_GOOGLE_SECRET"),
-            "auth_uri": endpoints.auth_uri,
-            "token_uri": endpoints.token_uri,
-            "redirect_uris": [redirect_uri],
-        }
-    }
-    return Flow.from_client_config(
-        client_config,
-        scopes=list(google_clients.OAUTH_SCOPES),
-        redirect_uri=redirect_uri,
-        code_verifier=verifier,
-        autogenerate_code_verifier=False,
-    )
-
-
-def _state_key(state: str) -> str:
-    # Documents are keyed by a hash: reading the collection does not reveal live states.
-    return hashlib.sha256(state.encode()).hexdigest()
-
-
-def _states() -> Any:
-    return google_clients.firestore_client().collection(STATES_COLLECTION)
-
-
-def _connection_document() -> Any:
-    return (
-        google_clients.firestore_client()
-        .collection(SETTINGS_COLLECTION)
-        .document(CONNECTION_DOCUMENT)
-    )
+def _revoke(grant: oauth.Grant) -> None:
+    oauth.revoke(grant)

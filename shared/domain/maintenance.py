@@ -11,9 +11,9 @@ One run, in order, each step independent of the others' failures:
 3. reconcile: bookings with an approved payment but no event after
    ``RECONCILE_GRACE_MINUTES`` (waiting on a transient reason, or left so by a message
    that went to the dead-letter topic) are scheduled again through
-   ``shared.scheduling.schedule_booking``, the payment function's own idempotent path;
+   ``shared.domain.scheduling.schedule_booking``, the payment function's own idempotent path;
    cancelled bookings whose event removal still waits are finished through
-   ``shared.scheduling.cancel_booking``.
+   ``shared.domain.scheduling.cancel_booking``.
 4. event check: scheduled bookings' events are read (a slice per run, resumed by a
    cursor); a deleted event cancels the booking as the webhook would, a missing one
    (404) flags it for a person.
@@ -32,10 +32,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared import bookings, calendar, sync, sync_state
-from shared.config import get_config
-from shared.errors import ClasscalError, ConfigError, NotFound, TransientError
-from shared.logs import get_logger
+from shared.core.config import get_config
+from shared.core.errors import ClasscalError, ConfigError, NotFound, TransientError
+from shared.core.logs import get_logger
+from shared.domain import sync
+from shared.google import calendar
+from shared.stores import bookings, sync_state
 
 log = get_logger(__name__)
 
@@ -248,7 +250,7 @@ def _catch_up(result: MaintenanceResult) -> None:
 def reconcile(result: MaintenanceResult, deadline: float) -> None:
     """Finish what Pub/Sub gave up on, through the payment function's own code paths:
     schedule paid bookings that have no event, remove the events of cancelled ones."""
-    from shared import scheduling
+    from shared.domain import scheduling
 
     grace = timedelta(minutes=get_config().reconcile_grace_minutes)
     for booking_id in bookings.bookings_to_reconcile(grace=grace, limit=MAX_RESCHEDULES):

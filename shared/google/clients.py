@@ -11,14 +11,11 @@ only when its first request needs it.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared.config import Config, get_config
-from shared.errors import StoreUnavailable
+from shared.core.config import Config, get_config
 
 if TYPE_CHECKING:
     import google.auth.credentials
@@ -80,62 +77,6 @@ def firestore_client() -> firestore.Client:
     return _firestore
 
 
-def is_document_id(value: object, max_length: int = 1500) -> bool:
-    """Whether Firestore accepts ``value`` as a document id: not empty, no '/', not '.'
-    or '..', not a reserved ``__*__`` name. Ids read from requests, events or other
-    documents are checked first, so a bad one is "not found", not a Firestore error."""
-    if not isinstance(value, str) or not 0 < len(value) <= max_length:
-        return False
-    reserved = len(value) >= 4 and value.startswith("__") and value.endswith("__")
-    return "/" not in value and value not in (".", "..") and not reserved
-
-
-@contextlib.contextmanager
-def firestore_errors(what: str) -> Iterator[None]:
-    """Turn Firestore's transient failures into StoreUnavailable, which callers retry."""
-    from google.api_core import exceptions
-
-    try:
-        yield
-    except (
-        exceptions.ServiceUnavailable,
-        exceptions.DeadlineExceeded,
-        exceptions.InternalServerError,
-        exceptions.Aborted,
-        exceptions.TooManyRequests,
-        exceptions.Unknown,
-        exceptions.RetryError,
-    ) as error:
-        raise StoreUnavailable(f"Firestore could not {what}: {type(error).__name__}") from None
-    except ValueError as error:
-        # firestore.transactional gives up on contention with a ValueError raised from the
-        # last Aborted commit ("Failed to commit transaction in 5 attempts"): transient.
-        if not isinstance(error.__cause__, exceptions.GoogleAPICallError):
-            raise
-        raise StoreUnavailable(
-            f"Firestore could not {what}: contention ({type(error.__cause__).__name__})"
-        ) from None
-
-
-def firestore_read_retry(deadline_seconds: float) -> Any:
-    """Retries for a read outside a transaction that give up after ``deadline_seconds``
-    instead of the library's minute: Pub/Sub and Google redeliver, and waiting there
-    costs no function time."""
-    from google.api_core import exceptions, retry
-
-    return retry.Retry(
-        predicate=retry.if_exception_type(
-            exceptions.ServiceUnavailable,
-            exceptions.InternalServerError,
-            exceptions.DeadlineExceeded,
-        ),
-        initial=0.2,
-        maximum=1.0,
-        multiplier=2.0,
-        timeout=deadline_seconds,
-    )
-
-
 def secret_manager_client() -> secretmanager.SecretManagerServiceClient:
     """One Secret Manager client per instance, over REST (lighter than gRPC to import)."""
     global _secrets
@@ -175,7 +116,7 @@ def calendar_service(
     """A Calendar v3 service object with its own HTTP connection.
 
     httplib2 connections are not thread-safe, and functions-framework serves requests
-    on several threads, so callers keep one service per thread (see shared.calendar).
+    on several threads, so callers keep one service per thread (see shared.google.calendar).
     Building from the bundled discovery document costs a millisecond or two.
     """
     import google_auth_httplib2

@@ -7,7 +7,7 @@ applies those of classcal's events to their bookings, and stores the next token.
 expired token (410) falls back to a full list of the booking window.
 
 Exactly-once: only the holder of the calendar's sync lease lists and applies changes
-(see ``shared.sync_state``); notifications arriving meanwhile only mark the calendar
+(see ``shared.stores.sync_state``); notifications arriving meanwhile only mark the calendar
 dirty, and the holder runs one more pass before letting go. Applying a change is
 idempotent on top of that: a booking is written only when it differs from the event,
 and never with an event version older than one already applied.
@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared import bookings, calendar, google_clients, scheduling, sync_state
-from shared.errors import Gone, PermanentError
-from shared.logs import get_logger
+from shared.core.errors import Gone, PermanentError
+from shared.core.logs import get_logger
+from shared.domain import scheduling
+from shared.google import calendar
+from shared.stores import bookings, db, sync_state
 
 log = get_logger(__name__)
 
@@ -248,7 +250,7 @@ def _sequence(value: Any) -> int:
 def _booking_id(event: Mapping[str, Any]) -> str | None:
     private = (event.get("extendedProperties") or {}).get("private") or {}
     value = private.get(scheduling.BOOKING_ID_PROPERTY) if isinstance(private, dict) else None
-    if google_clients.is_document_id(value, max_length=200):
+    if db.is_document_id(value, max_length=200):
         return value
     return None
 

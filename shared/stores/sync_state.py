@@ -30,8 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from shared import google_clients
-from shared.errors import StoreUnavailable, TransientError
+from shared.core.errors import StoreUnavailable, TransientError
+from shared.stores import db
 
 CHANNELS = "calendarChannels"
 SYNC = "calendarSync"
@@ -76,15 +76,15 @@ class Lease:
 
 
 def _firestore_call(what: str) -> contextlib.AbstractContextManager[None]:
-    return google_clients.firestore_errors(what)
+    return db.firestore_errors(what)
 
 
 def _read_retry() -> Any:
-    return google_clients.firestore_read_retry(READ_TIMEOUT)
+    return db.firestore_read_retry(READ_TIMEOUT)
 
 
 def _db() -> Any:
-    return google_clients.firestore_client()
+    return db.firestore_client()
 
 
 def _channel_ref(channel_id: str) -> Any:
@@ -115,7 +115,7 @@ def _channel(doc_id: str, data: dict[str, Any]) -> Channel:
 def get_channel(channel_id: str) -> Channel | None:
     # The id comes from a request header: one that cannot be a document id names no
     # channel, rather than a Firestore error (a 500, or a 503 that Google retries).
-    if not google_clients.is_document_id(channel_id):
+    if not db.is_document_id(channel_id):
         return None
     with _firestore_call("read a channel"):
         snapshot = _channel_ref(channel_id).get(retry=_read_retry(), timeout=READ_TIMEOUT)

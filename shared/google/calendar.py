@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
-from shared import google_clients, tokens
-from shared.config import get_config
-from shared.errors import (
+from shared.core.config import get_config
+from shared.core.errors import (
     AdminReconnectRequired,
     ClasscalError,
     Duplicate,
@@ -26,6 +25,7 @@ from shared.errors import (
     NotFound,
     PermanentError,
 )
+from shared.google import clients, tokens
 
 _RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
 _SCOPE_REASONS = frozenset({"insufficientPermissions", "forbiddenForNonOrganizer", "forbidden"})
@@ -53,7 +53,7 @@ def _service(credentials: Any, api_key: str | None) -> Any:
     key = (id(credentials), api_key)
     cached = getattr(_local, "service", None)
     if cached is None or cached[0] != key:
-        service = google_clients.calendar_service(credentials, developer_key=api_key)
+        service = clients.calendar_service(credentials, developer_key=api_key)
         # Keep a reference to the credentials so their id cannot be reused while cached.
         _local.service = (key, service, credentials)
         return service

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from shared import google_clients
-from shared.config import get_config
-from shared.errors import AdminReconnectRequired, GoogleUnavailable
-from shared.logs import get_logger
+from shared.core.config import get_config
+from shared.core.errors import AdminReconnectRequired, GoogleUnavailable
+from shared.core.logs import get_logger
+from shared.google import clients
 
 if TYPE_CHECKING:
     from google.oauth2.credentials import Credentials
@@ -83,7 +83,7 @@ def read_refresh_token() -> StoredToken:
     """The newest version of the refresh-token secret."""
     from google.api_core import exceptions
 
-    client = google_clients.secret_manager_client()
+    client = clients.secret_manager_client()
     try:
         response = client.access_secret_version(
             name=f"{_secret_path()}/versions/latest", retry=_retry(), timeout=10.0
@@ -115,7 +115,7 @@ def list_versions() -> list[SecretVersionInfo]:
     """Every version of the refresh-token secret, newest first."""
     from google.api_core import exceptions
 
-    client = google_clients.secret_manager_client()
+    client = clients.secret_manager_client()
     try:
         versions = [
             SecretVersionInfo(
@@ -142,7 +142,7 @@ def store_refresh_token(refresh_token: str) -> str:
     """
     from google.api_core import exceptions
 
-    client = google_clients.secret_manager_client()
+    client = clients.secret_manager_client()
     try:
         _ensure_secret(client)
         added = client.add_secret_version(
@@ -230,8 +230,8 @@ def credentials_for(refresh_token: str | None, access_token: str | None = None) 
         refresh_token=refresh_token,
         client_id=config.require("AUTH_GOOGLE_ID"),
         client_secret=config.require("AUTH_GOOGLE_SECRET"),
-        token_uri=google_clients.endpoints(config).token_uri,
-        scopes=[google_clients.CALENDAR_SCOPE],
+        token_uri=clients.endpoints(config).token_uri,
+        scopes=[clients.CALENDAR_SCOPE],
     )
 
 

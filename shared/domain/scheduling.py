@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared import bookings, calendar, google_clients
-from shared.config import Config, get_config
-from shared.errors import (
+from shared.core.config import Config, get_config
+from shared.core.errors import (
     AdminReconnectRequired,
     ClasscalError,
     ConferenceFailed,
@@ -41,10 +40,12 @@ from shared.errors import (
     StoreUnavailable,
     TransientError,
 )
-from shared.logs import get_logger
+from shared.core.logs import get_logger
+from shared.google import calendar
+from shared.stores import bookings, db
 
 if TYPE_CHECKING:
-    from shared.payments import Payment
+    from shared.web.payments import Payment
 
 log = get_logger(__name__)
 
@@ -249,7 +250,7 @@ def _payment_fields(payment: Payment | None) -> dict[str, Any]:
 
 def _student_email(data: Mapping[str, Any], booking_id: str) -> str | None:
     user_id = data.get("bookedById")
-    if not google_clients.is_document_id(user_id):
+    if not db.is_document_id(user_id):
         log.warning("the booking names no student; no attendee", extra={"booking_id": booking_id})
         return None
     email = bookings.get_user_email(user_id)

@@ -17,8 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.errors import ClasscalError, ConfigError, InvalidMessage, PermanentError, TransientError
-from shared.logs import get_logger
+from shared.core.errors import (
+    ClasscalError,
+    ConfigError,
+    InvalidMessage,
+    PermanentError,
+    TransientError,
+)
+from shared.core.logs import get_logger
 
 log = get_logger(__name__)
 

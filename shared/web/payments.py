@@ -20,10 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared import bookings, scheduling
-from shared.errors import InvalidMessage
-from shared.events import PubSubMessage
-from shared.logs import get_logger
+from shared.core.errors import InvalidMessage
+from shared.core.logs import get_logger
+from shared.domain import scheduling
+from shared.stores import bookings
+from shared.web.pubsub import PubSubMessage
 
 log = get_logger(__name__)
 

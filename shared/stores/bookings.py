@@ -14,7 +14,7 @@ classcal does on it is tracked beside it, in fields the seed does not have:
   lets it expire.
 
 Every read-decide-write is one Firestore transaction. The rules (what to decide) live
-in ``shared.scheduling``; this module only stores and reads.
+in ``shared.domain.scheduling``; this module only stores and reads.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from shared import google_clients
-from shared.errors import BookingBusy, BookingNotFound, InvalidBooking
-from shared.logs import get_logger
+from shared.core.errors import BookingBusy, BookingNotFound, InvalidBooking
+from shared.core.logs import get_logger
+from shared.stores import db
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -72,15 +72,15 @@ class Claim:
 
 
 def _store_errors(what: str) -> contextlib.AbstractContextManager[None]:
-    return google_clients.firestore_errors(what)
+    return db.firestore_errors(what)
 
 
 def _read_retry() -> Any:
-    return google_clients.firestore_read_retry(READ_DEADLINE_SECONDS)
+    return db.firestore_read_retry(READ_DEADLINE_SECONDS)
 
 
 def _client() -> firestore.Client:
-    return google_clients.firestore_client()
+    return db.firestore_client()
 
 
 def _booking_ref(booking_id: str) -> firestore.DocumentReference:

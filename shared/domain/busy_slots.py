@@ -31,9 +31,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared import calendar, http_utils
-from shared.config import Config, get_config
-from shared.errors import (
+from shared.core.config import Config, get_config
+from shared.core.errors import (
     AdminReconnectRequired,
     ClasscalError,
     ConfigError,
@@ -41,7 +40,9 @@ from shared.errors import (
     InvalidParameter,
     NotFound,
 )
-from shared.logs import get_logger
+from shared.core.logs import get_logger
+from shared.google import calendar
+from shared.web import http as http_utils
 
 log = get_logger(__name__)
 
