@@ -12,7 +12,7 @@ import pytest
 
 from localstack import processes
 from shared.core.config import reset_config
-from shared.domain import scheduling
+from shared.domain import event_shape, scheduling
 from shared.google import clients
 from shared.stores import sync_state
 from tests.conftest import ADMIN_EMAIL, CLIENT_ID, CLIENT_SECRET, PROJECT
@@ -115,7 +115,7 @@ def new_meet_link(admin: Any, event_id: str) -> str:
         )
         .execute()
     )
-    link = scheduling.meet_link(event) or scheduling.meet_link(
+    link = event_shape.meet_link(event) or event_shape.meet_link(
         admin.events().get(calendarId="primary", eventId=event_id).execute()
     )
     assert link

@@ -16,7 +16,7 @@ import functions_framework
 
 from localstack import processes
 from shared.core.config import reset_config
-from shared.domain import scheduling
+from shared.domain import event_shape
 from shared.stores import bookings
 from tests.conftest import ADMIN_EMAIL, cloud_event_headers, pubsub_envelope
 
@@ -35,7 +35,7 @@ class Booking:
 
     @property
     def event_id(self) -> str:
-        return scheduling.event_id_for(self.booking_id)
+        return event_shape.event_id_for(self.booking_id)
 
 
 def configure(env: Any, **variables: str) -> None:

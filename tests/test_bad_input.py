@@ -68,9 +68,9 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from shared.domain import busy_slots
+from shared.domain.payments import APPROVED, CANCELLING_STATUSES
 from shared.google import tokens
 from shared.stores import bookings
-from shared.web.payments import APPROVED, CANCELLING_STATUSES
 from shared.web.pubsub import MAX_MESSAGE_BYTES
 from tests.calendar_sync_support import ManualChannel, configure, manual_channel
 from tests.conftest import PROJECT, cloud_event_headers

@@ -13,7 +13,7 @@ import functions_framework
 import pytest
 
 from localstack import processes
-from shared.domain import maintenance
+from shared.domain import cancellation, maintenance
 from shared.stores import sync_state
 from tests.calendar_sync_support import (
     admin_calendar,
@@ -305,13 +305,12 @@ def test_a_cancellation_whose_event_removal_waited_is_finished(
     run: Any, firestore: Any, sandbox: Any, env: pytest.MonkeyPatch
 ) -> None:
     from shared.core.errors import GoogleUnavailable
-    from shared.domain import scheduling
 
     configure(env, GOOGLE_API_RETRIES="0")
     class_ = scheduled_booking(firestore)
     sandbox.fault("DELETE", r"/events/", 503, "backendError", count=None)
     with pytest.raises(GoogleUnavailable):
-        scheduling.cancel_booking(class_.booking_id, reason="refunded")
+        cancellation.cancel_booking(class_.booking_id, reason="refunded")
     assert booking(firestore, class_.booking_id)["eventDeleted"] is False
     sandbox.clear_faults()
     configure(env, RECONCILE_GRACE_MINUTES="0")

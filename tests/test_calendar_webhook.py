@@ -17,9 +17,9 @@ import functions_framework
 import pytest
 
 from localstack import processes
-from shared.domain import maintenance, scheduling, sync
+from shared.domain import event_shape, maintenance, sync
 from shared.google import clients
-from shared.stores import bookings, sync_state
+from shared.stores import booking_sync, bookings, sync_state
 from tests.calendar_sync_support import (
     WEBHOOK_SOURCE,
     admin_calendar,
@@ -95,7 +95,7 @@ def test_an_event_deleted_in_google_cancels_the_booking(
     )
     assert cancelled["cancellationReason"] == "cancelled_in_google_calendar"
     assert cancelled["eventDeleted"] is True
-    activity = bookings.get_activity(scheduling.activity_id_for(class_.booking_id))
+    activity = bookings.get_activity(event_shape.activity_id_for(class_.booking_id))
     assert activity is not None
     assert activity["status"] == "cancelled"
 
@@ -456,7 +456,7 @@ def test_an_older_event_version_never_overwrites_a_newer_one(
     newer_start = class_.start + timedelta(hours=2)
 
     def apply(start: datetime, updated: datetime, sequence: int) -> str:
-        return bookings.apply_calendar_change(
+        return booking_sync.apply_calendar_change(
             class_.booking_id,
             event_id=event_id,
             cancelled=False,
@@ -465,7 +465,7 @@ def test_an_older_event_version_never_overwrites_a_newer_one(
             meet_link=None,
             updated=updated,
             sequence=sequence,
-            activity_id=scheduling.activity_id_for(class_.booking_id),
+            activity_id=event_shape.activity_id_for(class_.booking_id),
         )
 
     assert apply(newer_start, now, 2) == "updated"
@@ -493,7 +493,7 @@ def test_only_scheduled_bookings_linked_to_the_event_change(
             "id": "theevent",
             "status": "cancelled",
             "updated": "2030-01-01T00:00:00.000Z",
-            "extendedProperties": {"private": {scheduling.BOOKING_ID_PROPERTY: class_.booking_id}},
+            "extendedProperties": {"private": {event_shape.BOOKING_ID_PROPERTY: class_.booking_id}},
         }
     )
 
@@ -522,7 +522,7 @@ def test_an_event_naming_an_impossible_booking_id_is_not_classcals(
         "status": "confirmed",
         "start": {"dateTime": start.isoformat()},
         "end": {"dateTime": (start + timedelta(hours=1)).isoformat()},
-        "extendedProperties": {"private": {scheduling.BOOKING_ID_PROPERTY: booking_id}},
+        "extendedProperties": {"private": {event_shape.BOOKING_ID_PROPERTY: booking_id}},
     }
 
     assert sync.apply_event(event) == "not_classcal"

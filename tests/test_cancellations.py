@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.domain import scheduling
+from shared.domain import event_shape, scheduling
 from shared.google import calendar
 from tests.scheduling_support import (
     STUDENT_EMAIL,
@@ -161,7 +161,7 @@ def test_an_event_orphaned_by_a_crashed_attempt_is_removed_by_the_refund(
 ) -> None:
     # An attempt claimed the booking, made the event and died before recording it.
     booking = write_booking(firestore, schedulingAttempts=1, paymentStatus="approved")
-    body = scheduling.event_body(
+    body = event_shape.event_body(
         booking.booking_id,
         read_booking(firestore, booking.booking_id),
         booking.start,

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared.core.errors import InvalidBooking
-from shared.domain import scheduling
+from shared.domain import event_shape, scheduling
 from shared.google import calendar
 from tests.scheduling_support import (
     STUDENT_EMAIL,
@@ -65,12 +65,12 @@ def _live(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_the_event_id_is_base32hex_and_stable_per_booking() -> None:
-    first = scheduling.event_id_for("class-1")
+    first = event_shape.event_id_for("class-1")
 
     assert re.fullmatch(r"[0-9a-v]{52}", first)
-    assert scheduling.event_id_for("class-1") == first
-    assert scheduling.event_id_for("class-2") != first
-    assert scheduling.conference_request_id("class-1") == scheduling.conference_request_id(
+    assert event_shape.event_id_for("class-1") == first
+    assert event_shape.event_id_for("class-2") != first
+    assert event_shape.conference_request_id("class-1") == event_shape.conference_request_id(
         "class-1"
     )
 
@@ -91,7 +91,7 @@ def test_access_codes_come_from_the_unambiguous_alphabet() -> None:
     ],
 )
 def test_booking_times_are_timestamps_or_rfc3339(value: Any, expected: datetime) -> None:
-    assert scheduling.parse_time(value, "startTime") == expected
+    assert event_shape.parse_time(value, "startTime") == expected
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_booking_times_are_timestamps_or_rfc3339(value: Any, expected: datetime)
 )
 def test_a_booking_time_without_an_offset_or_unparseable_is_invalid(value: Any) -> None:
     with pytest.raises(InvalidBooking):
-        scheduling.parse_time(value, "startTime")
+        event_shape.parse_time(value, "startTime")
 
 
 # --- the happy path ------------------------------------------------------------------------
@@ -185,7 +185,7 @@ def test_the_event_follows_the_configured_zone_attendee_and_texts(
     assert event["summary"] == "Clase de Inglés"
     assert event["description"] == "Clase grupal x4: conversation"
     assert event["conferenceData"]["createRequest"]["requestId"] == (
-        scheduling.conference_request_id(booking.booking_id)
+        event_shape.conference_request_id(booking.booking_id)
     )
     assert sandbox.stats()["send_updates"] == {"none": 1}
 
@@ -334,7 +334,7 @@ def test_an_event_made_by_an_earlier_attempt_is_reused(
 ) -> None:
     booking = write_booking(firestore)
     # An attempt that died after its insert and before writing the booking.
-    body = scheduling.event_body(
+    body = event_shape.event_body(
         booking.booking_id,
         read_booking(firestore, booking.booking_id),
         booking.start,
@@ -354,7 +354,7 @@ def test_an_event_deleted_in_google_before_the_booking_was_written_is_not_recrea
     client: Any, firestore: Any, sandbox: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     booking = write_booking(firestore)
-    body = scheduling.event_body(
+    body = event_shape.event_body(
         booking.booking_id,
         read_booking(firestore, booking.booking_id),
         booking.start,

@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shared.core import encoding
 from shared.core.config import Config, get_config
 from shared.core.errors import (
     AdminReconnectRequired,
@@ -42,7 +43,6 @@ from shared.core.errors import (
 )
 from shared.core.logs import get_logger
 from shared.google import calendar
-from shared.web import http as http_utils
 
 log = get_logger(__name__)
 
@@ -417,8 +417,8 @@ def _read(window: Window, config: Config) -> Payload:
                 extra={**context, "reason": error.code, "calendar_calls": sum(calls.values())},
             )
             raise
-    body = http_utils.json_bytes(slots)
-    payload = Payload(body=body, etag=http_utils.strong_etag(body), slots=len(slots))
+    body = encoding.json_bytes(slots)
+    payload = Payload(body=body, etag=encoding.strong_etag(body), slots=len(slots))
     log.info(
         "read busy slots from Google",
         extra={

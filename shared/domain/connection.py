@@ -365,8 +365,6 @@ class ConnectionStatus:
 
 def status() -> ConnectionStatus:
     """Whether a token is stored and still refreshes (it tries), and who connected it."""
-    from google.auth import exceptions as auth_exceptions
-
     config = get_config()
     record = oauth_states.read_connection()
     described: dict[str, Any] = {
@@ -393,22 +391,18 @@ def status() -> ConnectionStatus:
             problem="Secret Manager did not answer, so the connection could not be checked.",
             **described,
         )
-    credentials = tokens.credentials_for(stored.refresh_token)
-    try:
-        credentials.refresh(clients.http_request())
-    except auth_exceptions.RefreshError as error:
-        if tokens.is_invalid_grant(error):
-            log.warning("stored refresh token no longer works", extra={"reason": "invalid_grant"})
-            return ConnectionStatus(
-                state="reconnect_required",
-                secret_version=stored.version,
-                token_refreshes=False,
-                problem="Google no longer accepts the stored permission (it was withdrawn or "
-                "expired). The admin must open the start link again.",
-                **described,
-            )
-        return _unchecked(stored.version, described)
-    except auth_exceptions.TransportError:
+    checked = tokens.check_refresh(stored.refresh_token)
+    if checked == tokens.REFUSED:
+        log.warning("stored refresh token no longer works", extra={"reason": "invalid_grant"})
+        return ConnectionStatus(
+            state="reconnect_required",
+            secret_version=stored.version,
+            token_refreshes=False,
+            problem="Google no longer accepts the stored permission (it was withdrawn or "
+            "expired). The admin must open the start link again.",
+            **described,
+        )
+    if checked == tokens.UNCHECKED:
         return _unchecked(stored.version, described)
     return ConnectionStatus(
         state="connected",

@@ -13,7 +13,7 @@ One run, in order, each step independent of the others' failures:
    that went to the dead-letter topic) are scheduled again through
    ``shared.domain.scheduling.schedule_booking``, the payment function's own idempotent path;
    cancelled bookings whose event removal still waits are finished through
-   ``shared.domain.scheduling.cancel_booking``.
+   ``shared.domain.cancellation.cancel_booking``.
 4. event check: scheduled bookings' events are read (a slice per run, resumed by a
    cursor); a deleted event cancels the booking as the webhook would, a missing one
    (404) flags it for a person.
@@ -35,9 +35,9 @@ from typing import Any
 from shared.core.config import get_config
 from shared.core.errors import ClasscalError, ConfigError, NotFound, TransientError
 from shared.core.logs import get_logger
-from shared.domain import sync
+from shared.domain import cancellation, sync
 from shared.google import calendar
-from shared.stores import bookings, sync_state
+from shared.stores import booking_sync, sync_state
 
 log = get_logger(__name__)
 
@@ -253,7 +253,7 @@ def reconcile(result: MaintenanceResult, deadline: float) -> None:
     from shared.domain import scheduling
 
     grace = timedelta(minutes=get_config().reconcile_grace_minutes)
-    for booking_id in bookings.bookings_to_reconcile(grace=grace, limit=MAX_RESCHEDULES):
+    for booking_id in booking_sync.bookings_to_reconcile(grace=grace, limit=MAX_RESCHEDULES):
         if time.monotonic() > deadline:
             result.still_failing["time_budget"] += 1
             continue
@@ -268,12 +268,14 @@ def reconcile(result: MaintenanceResult, deadline: float) -> None:
         if outcome.outcome == "scheduled":
             result.bookings_reconciled += 1
             log.info("booking scheduled by maintenance", extra={"booking_id": booking_id})
-    for booking_id, reason in bookings.cancellations_to_finish(grace=grace, limit=MAX_RESCHEDULES):
+    for booking_id, reason in booking_sync.cancellations_to_finish(
+        grace=grace, limit=MAX_RESCHEDULES
+    ):
         if time.monotonic() > deadline:
             result.still_failing["time_budget"] += 1
             continue
         try:
-            scheduling.cancel_booking(booking_id, reason=reason)
+            cancellation.cancel_booking(booking_id, reason=reason)
         except ClasscalError as error:
             _still_failing(result, booking_id, error)
             continue
@@ -306,7 +308,9 @@ def check_events(result: MaintenanceResult, deadline: float) -> None:
     calendar_id = calendar.calendar_id()
     cursor = sync_state.reconcile_cursor(calendar_id)
     # A short page means the end was reached: the next run starts over.
-    batch, next_cursor = bookings.scheduled_bookings_to_check(after=cursor, limit=MAX_EVENT_CHECKS)
+    batch, next_cursor = booking_sync.scheduled_bookings_to_check(
+        after=cursor, limit=MAX_EVENT_CHECKS
+    )
     checked_to = cursor
     for item in batch:
         if time.monotonic() > deadline:
@@ -316,7 +320,7 @@ def check_events(result: MaintenanceResult, deadline: float) -> None:
         try:
             event = calendar.get_event(item.event_id)
         except NotFound:
-            if bookings.flag_missing_event(item.booking_id, item.event_id, "event_not_found"):
+            if booking_sync.flag_missing_event(item.booking_id, item.event_id, "event_not_found"):
                 result.events_missing += 1
                 log.error(
                     "a scheduled booking's Calendar event does not exist",

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.core import ids
 from shared.core.errors import Gone, PermanentError
 from shared.core.logs import get_logger
-from shared.domain import scheduling
+from shared.domain import event_shape
 from shared.google import calendar
-from shared.stores import bookings, db, sync_state
+from shared.stores import booking_sync, sync_state
 
 log = get_logger(__name__)
 
@@ -249,8 +250,8 @@ def _sequence(value: Any) -> int:
 
 def _booking_id(event: Mapping[str, Any]) -> str | None:
     private = (event.get("extendedProperties") or {}).get("private") or {}
-    value = private.get(scheduling.BOOKING_ID_PROPERTY) if isinstance(private, dict) else None
-    if db.is_document_id(value, max_length=200):
+    value = private.get(event_shape.BOOKING_ID_PROPERTY) if isinstance(private, dict) else None
+    if ids.is_document_id(value, max_length=200):
         return value
     return None
 
@@ -266,21 +267,21 @@ def apply_event(event: Mapping[str, Any]) -> str:
         if not cancelled:
             return "not_classcal"
         # A tombstone may carry nothing but its id: find the booking by its event.
-        booking_id = bookings.booking_id_for_event(event_id)
+        booking_id = booking_sync.booking_id_for_event(event_id)
         if booking_id is None:
             return "not_classcal"
     start = (event.get("start") or {}).get("dateTime")
     end = (event.get("end") or {}).get("dateTime")
-    outcome = bookings.apply_calendar_change(
+    outcome = booking_sync.apply_calendar_change(
         booking_id,
         event_id=event_id,
         cancelled=cancelled,
         start=_parse_time(start),
         end=_parse_time(end),
-        meet_link=None if cancelled else scheduling.meet_link(event),
+        meet_link=None if cancelled else event_shape.meet_link(event),
         updated=_parse_time(event.get("updated")),
         sequence=_sequence(event.get("sequence")),
-        activity_id=scheduling.activity_id_for(booking_id),
+        activity_id=event_shape.activity_id_for(booking_id),
     )
     if outcome in ("cancelled", "updated"):
         log.info(

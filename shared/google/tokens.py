@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from shared.core import retry
 from shared.core.config import get_config
 from shared.core.errors import AdminReconnectRequired, GoogleUnavailable
 from shared.core.logs import get_logger
@@ -45,18 +46,16 @@ class SecretVersionInfo:
 
 def _retry() -> Any:
     """A short retry: the library default turns a Secret Manager outage into 60 s of waiting."""
-    from google.api_core import exceptions, retry
+    from google.api_core import exceptions
 
-    return retry.Retry(
-        predicate=retry.if_exception_type(
+    return retry.api_core_retry(
+        retry.SECRET_MANAGER,
+        (
             exceptions.ServiceUnavailable,
             exceptions.InternalServerError,
             exceptions.TooManyRequests,
         ),
-        initial=0.2,
-        maximum=2.0,
-        multiplier=2.0,
-        timeout=10.0,
+        10.0,
     )
 
 
@@ -274,3 +273,21 @@ __all__ = [
     "reload_admin_credentials",
     "store_refresh_token",
 ]
+
+
+REFRESHES = "refreshes"
+REFUSED = "refused"  # Google no longer accepts the token (invalid_grant)
+UNCHECKED = "unchecked"  # Google's token endpoint did not answer
+
+
+def check_refresh(refresh_token: str) -> str:
+    """Whether a refresh token still refreshes: REFRESHES, REFUSED or UNCHECKED."""
+    from google.auth import exceptions as auth_exceptions
+
+    try:
+        credentials_for(refresh_token).refresh(clients.http_request())
+    except auth_exceptions.RefreshError as error:
+        return REFUSED if is_invalid_grant(error) else UNCHECKED
+    except auth_exceptions.TransportError:
+        return UNCHECKED
+    return REFRESHES

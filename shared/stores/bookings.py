@@ -22,12 +22,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.core.errors import BookingBusy, BookingNotFound, InvalidBooking
 from shared.core.logs import get_logger
 from shared.stores import db
+from shared.stores.leases import LeaseFields
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -54,7 +55,7 @@ DONE = "done"
 # approved or reversed stays so even if an older "pending" message arrives late.
 FINAL_PAYMENT_STATUSES = frozenset({"approved", "refunded", "cancelled", "charged_back"})
 
-_LEASE_FIELDS = ("schedulingLeaseOwner", "schedulingLeaseUntil")
+LEASE = LeaseFields("schedulingLease")
 READ_DEADLINE_SECONDS = 5.0
 
 T = TypeVar("T")
@@ -113,24 +114,15 @@ def _now() -> datetime:
 
 def _lease_holder(data: Mapping[str, Any], now: datetime) -> str | None:
     """The owner of an unexpired lease on the booking, if any."""
-    owner = data.get("schedulingLeaseOwner")
-    until = data.get("schedulingLeaseUntil")
-    if isinstance(owner, str) and isinstance(until, datetime) and until > now:
-        return owner
-    return None
+    return LEASE.holder(data, now)
 
 
 def _take_lease(
     data: Mapping[str, Any], booking_id: str, owner: str, lease_seconds: float, now: datetime
 ) -> dict[str, Any]:
-    holder = _lease_holder(data, now)
-    if holder is not None and holder != owner:
+    if LEASE.held_by_another(data, owner, now):
         raise BookingBusy(f"booking {booking_id} is being worked on by another delivery")
-    return {
-        "schedulingLeaseOwner": owner,
-        "schedulingLeaseUntil": now + timedelta(seconds=lease_seconds),
-        "schedulingState": WORKING,
-    }
+    return {**LEASE.grant(owner, lease_seconds, now), "schedulingState": WORKING}
 
 
 def _without_sentinels(updates: Mapping[str, Any]) -> dict[str, Any]:
@@ -262,9 +254,9 @@ def release_lease(
         if not snapshot.exists:
             return False
         data = snapshot.to_dict() or {}
-        if data.get("schedulingLeaseOwner") != owner:
+        if not LEASE.owned_by(data, owner):
             return False
-        updates: dict[str, Any] = {name: firestore.DELETE_FIELD for name in _LEASE_FIELDS}
+        updates: dict[str, Any] = LEASE.cleared(firestore.DELETE_FIELD)
         if data.get("status") in (SCHEDULED, COMPLETED):
             transaction.update(ref, updates)
             return False
@@ -326,7 +318,7 @@ def complete_scheduling(
             "schedulingReason": firestore.DELETE_FIELD,
             "schedulingMessage": firestore.DELETE_FIELD,
             "schedulingUpdatedAt": firestore.SERVER_TIMESTAMP,
-            **{name: firestore.DELETE_FIELD for name in _LEASE_FIELDS},
+            **LEASE.cleared(firestore.DELETE_FIELD),
         }
         transaction.update(ref, updates)
         if not activity_snapshot.exists:
@@ -404,8 +396,8 @@ def complete_cancellation(booking_id: str, *, owner: str, activity_id: str) -> N
             "schedulingMessage": firestore.DELETE_FIELD,
             "schedulingUpdatedAt": firestore.SERVER_TIMESTAMP,
         }
-        if data.get("schedulingLeaseOwner") in (owner, None):
-            updates.update({name: firestore.DELETE_FIELD for name in _LEASE_FIELDS})
+        if data.get(LEASE.owner_field) in (owner, None):
+            updates.update(LEASE.cleared(firestore.DELETE_FIELD))
         transaction.update(ref, updates)
         activity = (activity_snapshot.to_dict() or {}) if activity_snapshot.exists else None
         if activity is not None and activity.get("status") != CANCELLED:
@@ -445,226 +437,3 @@ def record_payment_status(booking_id: str, payment_fields: Mapping[str, Any]) ->
 # --- calendar sync ---
 # Changes made in Google Calendar (shared/sync.py) and maintenance's reconciliation
 # (shared/maintenance.py). Every write is a transaction that compares before writing.
-
-CANCELLED_IN_GOOGLE = "cancelled_in_google_calendar"
-_NEVER = datetime.min.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class EventCheck:
-    """A scheduled booking whose event maintenance checks; ``cursor`` resumes after it."""
-
-    booking_id: str
-    event_id: str
-    cursor: dict[str, Any]
-
-
-def booking_id_for_event(event_id: str) -> str | None:
-    """The booking linked to a Calendar event (for tombstones that carry only their id)."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    query = (
-        _client()
-        .collection(BOOKINGS)
-        .where(filter=FieldFilter("googleEventId", "==", event_id))
-        .limit(1)
-    )
-    with _store_errors("find the booking of an event"):
-        found = [s.id for s in query.get(retry=_read_retry(), timeout=5.0)]
-    return found[0] if found else None
-
-
-def apply_calendar_change(
-    booking_id: str,
-    *,
-    event_id: str,
-    cancelled: bool,
-    start: datetime | None,
-    end: datetime | None,
-    meet_link: str | None,
-    updated: datetime | None,
-    sequence: int,
-    activity_id: str,
-) -> str:
-    """Bring a scheduled booking in step with its event as Google Calendar has it now.
-
-    Returns ``cancelled`` or ``updated`` when it wrote, otherwise why not: ``unchanged``,
-    ``stale`` (an older version of the event than one already applied), ``missing``,
-    ``not_linked`` (the booking records another event, or none yet: create_event writes
-    the event it made), ``not_scheduled`` or ``already_cancelled``. A cancellation also
-    marks the booking's user activity cancelled, as a refund does.
-    """
-    from google.cloud import firestore
-
-    ref = _booking_ref(booking_id)
-    activity_ref = _activity_ref(activity_id)
-
-    def body(transaction: Any) -> str:
-        snapshot = ref.get(transaction=transaction)
-        activity_snapshot = activity_ref.get(transaction=transaction) if cancelled else None
-        if not snapshot.exists:
-            return "missing"
-        data = snapshot.to_dict() or {}
-        if data.get("googleEventId") != event_id:
-            return "not_linked"
-        if data.get("status") == CANCELLED:
-            return "already_cancelled"
-        if data.get("status") != SCHEDULED:
-            return "not_scheduled"
-        applied = data.get("calendarEventUpdated")
-        if updated is not None and isinstance(applied, datetime):
-            applied_sequence = data.get("calendarEventSequence")
-            applied_sequence = applied_sequence if isinstance(applied_sequence, int) else 0
-            if (updated, sequence) < (applied, applied_sequence):
-                return "stale"
-        updates: dict[str, Any] = {}
-        if cancelled:
-            updates = {
-                "status": CANCELLED,
-                "cancellationReason": CANCELLED_IN_GOOGLE,
-                "cancelledAt": firestore.SERVER_TIMESTAMP,
-                "eventDeleted": True,  # Google deleted it: nothing left to remove
-            }
-        else:
-            if start is not None and start != data.get("startTime"):
-                updates["startTime"] = start
-            if end is not None and end != data.get("endTime"):
-                updates["endTime"] = end
-            if meet_link and meet_link != data.get("htmlLink"):
-                updates["htmlLink"] = meet_link
-        if not updates:
-            return "unchanged"
-        if updated is not None:
-            updates["calendarEventUpdated"] = updated
-            updates["calendarEventSequence"] = sequence
-        updates["calendarSyncedAt"] = firestore.SERVER_TIMESTAMP
-        transaction.update(ref, updates)
-        activity = activity_snapshot.to_dict() if activity_snapshot is not None else None
-        if activity is not None and activity.get("status") != CANCELLED:
-            transaction.update(
-                activity_ref, {"status": CANCELLED, "cancelledAt": firestore.SERVER_TIMESTAMP}
-            )
-        return "cancelled" if cancelled else "updated"
-
-    return _transact("apply a calendar change", body)
-
-
-def bookings_to_reconcile(*, grace: timedelta, limit: int) -> list[str]:
-    """Paid bookings without an event that nobody has tried for ``grace``: not yet scheduled
-    (waiting on a transient reason, or left by a message that went to the dead-letter
-    topic), oldest attempt first. Bookings that failed permanently are left alone."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    query = (
-        _client()
-        .collection(BOOKINGS)
-        .where(filter=FieldFilter("status", "==", PENDING))
-        .where(filter=FieldFilter("paymentStatus", "==", "approved"))
-        .limit(limit * 5)  # a few may be skipped below (failed, leased)
-    )
-    now = _now()
-    with _store_errors("list bookings to reconcile"):
-        snapshots = list(query.get(retry=_read_retry(), timeout=10.0))
-    due: list[tuple[datetime, str]] = []
-    for snapshot in snapshots:
-        data = snapshot.to_dict() or {}
-        if data.get("schedulingState") == FAILED or _lease_holder(data, now) is not None:
-            continue
-        times = [data.get("lastAttemptAt"), data.get("schedulingUpdatedAt")]
-        last = max((t for t in times if isinstance(t, datetime)), default=_NEVER)
-        if last <= now - grace:
-            due.append((last, snapshot.id))
-    return [booking_id for _, booking_id in sorted(due)[:limit]]
-
-
-def cancellations_to_finish(*, grace: timedelta, limit: int) -> list[tuple[str, str]]:
-    """Cancelled bookings whose event removal has waited longer than ``grace``: (id, reason)."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    query = (
-        _client()
-        .collection(BOOKINGS)
-        .where(filter=FieldFilter("status", "==", CANCELLED))
-        .where(filter=FieldFilter("eventDeleted", "==", False))
-        .limit(limit)
-    )
-    now = _now()
-    with _store_errors("list unfinished cancellations"):
-        snapshots = list(query.get(retry=_read_retry(), timeout=10.0))
-    found = []
-    for snapshot in snapshots:
-        data = snapshot.to_dict() or {}
-        last = data.get("schedulingUpdatedAt") or data.get("cancelledAt")
-        if _lease_holder(data, now) is None and (
-            not isinstance(last, datetime) or last <= now - grace
-        ):
-            found.append((snapshot.id, str(data.get("cancellationReason") or "cancelled")))
-    return found
-
-
-def scheduled_bookings_to_check(
-    after: Mapping[str, Any] | None, limit: int
-) -> tuple[list[EventCheck], dict[str, Any] | None]:
-    """Scheduled bookings of classes not yet over, by end time, resuming after ``after``,
-    and where the next page starts (None once the end is reached). Bookings without an
-    event id are skipped but still move the cursor.
-
-    Needs the composite index (status ASC, endTime ASC) in Firestore.
-    """
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    query = (
-        _client()
-        .collection(BOOKINGS)
-        .where(filter=FieldFilter("status", "==", SCHEDULED))
-        .where(filter=FieldFilter("endTime", ">", _now()))
-        .order_by("endTime")
-        .order_by("__name__")
-    )
-    if after and isinstance(after.get("endTime"), datetime) and isinstance(after.get("id"), str):
-        query = query.start_after(
-            {"endTime": after["endTime"], "__name__": _booking_ref(after["id"])}
-        )
-    checks: list[EventCheck] = []
-    with _store_errors("list scheduled bookings"):
-        snapshots = list(query.limit(limit).get(retry=_read_retry(), timeout=10.0))
-    cursor: dict[str, Any] | None = None
-    for snapshot in snapshots:
-        data = snapshot.to_dict() or {}
-        event_id = data.get("googleEventId")
-        cursor = {"endTime": data.get("endTime"), "id": snapshot.id}
-        if isinstance(event_id, str) and event_id:
-            checks.append(EventCheck(snapshot.id, event_id, cursor))
-    return checks, (cursor if len(snapshots) == limit else None)
-
-
-def flag_missing_event(booking_id: str, event_id: str, reason: str) -> bool:
-    """Mark a scheduled booking whose event is not in the calendar; True when newly flagged.
-
-    The status is left alone: a person decides (the calendar may have been changed by
-    mistake), the flag and the ERROR log line tell them.
-    """
-    from google.cloud import firestore
-
-    ref = _booking_ref(booking_id)
-
-    def body(transaction: Any) -> bool:
-        snapshot = ref.get(transaction=transaction)
-        data = (snapshot.to_dict() or {}) if snapshot.exists else {}
-        if data.get("status") != SCHEDULED or data.get("googleEventId") != event_id:
-            return False
-        if (data.get("eventMissing") or {}).get("reason") == reason:
-            return False
-        transaction.update(
-            ref,
-            {
-                "eventMissing": {
-                    "reason": reason,
-                    "eventId": event_id,
-                    "since": firestore.SERVER_TIMESTAMP,
-                }
-            },
-        )
-        return True
-
-    return _transact("flag a missing event", body)

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from shared.core import retry
 from shared.core.errors import StoreUnavailable
 from shared.google import clients
 
@@ -21,16 +22,6 @@ if TYPE_CHECKING:
 def firestore_client() -> firestore.Client:
     """The instance's one Firestore client."""
     return clients.firestore_client()
-
-
-def is_document_id(value: object, max_length: int = 1500) -> bool:
-    """Whether Firestore accepts ``value`` as a document id: not empty, no '/', not '.'
-    or '..', not a reserved ``__*__`` name. Ids read from requests, events or other
-    documents are checked first, so a bad one is "not found", not a Firestore error."""
-    if not isinstance(value, str) or not 0 < len(value) <= max_length:
-        return False
-    reserved = len(value) >= 4 and value.startswith("__") and value.endswith("__")
-    return "/" not in value and value not in (".", "..") and not reserved
 
 
 @contextlib.contextmanager
@@ -64,16 +55,14 @@ def firestore_read_retry(deadline_seconds: float) -> Any:
     """Retries for a read outside a transaction that give up after ``deadline_seconds``
     instead of the library's minute: Pub/Sub and Google redeliver, and waiting there
     costs no function time."""
-    from google.api_core import exceptions, retry
+    from google.api_core import exceptions
 
-    return retry.Retry(
-        predicate=retry.if_exception_type(
+    return retry.api_core_retry(
+        retry.FIRESTORE_READ,
+        (
             exceptions.ServiceUnavailable,
             exceptions.InternalServerError,
             exceptions.DeadlineExceeded,
         ),
-        initial=0.2,
-        maximum=1.0,
-        multiplier=2.0,
-        timeout=deadline_seconds,
+        deadline_seconds,
     )

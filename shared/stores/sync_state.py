@@ -22,16 +22,16 @@ never listed by two syncs at once.
 from __future__ import annotations
 
 import contextlib
-import random
 import secrets
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from shared.core import ids, retry
 from shared.core.errors import StoreUnavailable, TransientError
 from shared.stores import db
+from shared.stores.leases import LeaseFields
 
 CHANNELS = "calendarChannels"
 SYNC = "calendarSync"
@@ -115,7 +115,7 @@ def _channel(doc_id: str, data: dict[str, Any]) -> Channel:
 def get_channel(channel_id: str) -> Channel | None:
     # The id comes from a request header: one that cannot be a document id names no
     # channel, rather than a Firestore error (a 500, or a 503 that Google retries).
-    if not db.is_document_id(channel_id):
+    if not ids.is_document_id(channel_id):
         return None
     with _firestore_call("read a channel"):
         snapshot = _channel_ref(channel_id).get(retry=_read_retry(), timeout=READ_TIMEOUT)
@@ -199,18 +199,11 @@ def _claim(calendar_id: str, name: str, owner: str, seconds: float) -> bool:
     def claim(transaction: Any) -> bool:
         data = ref.get(transaction=transaction).to_dict() or {}
         now = datetime.now(UTC)
-        until = data.get(f"{name}LeaseUntil")
-        holder = data.get(f"{name}LeaseOwner")
-        if holder and holder != owner and until is not None and until > now:
+        lease = LeaseFields(f"{name}Lease")
+        if lease.held_by_another(data, owner, now):
             return False
         transaction.set(
-            ref,
-            {
-                "calendarId": calendar_id,
-                f"{name}LeaseOwner": owner,
-                f"{name}LeaseUntil": now + timedelta(seconds=seconds),
-            },
-            merge=True,
+            ref, {"calendarId": calendar_id, **lease.grant(owner, seconds, now)}, merge=True
         )
         return True
 
@@ -226,8 +219,9 @@ def _release(calendar_id: str, name: str, owner: str) -> None:
     @firestore.transactional
     def release(transaction: Any) -> None:
         data = ref.get(transaction=transaction).to_dict() or {}
-        if data.get(f"{name}LeaseOwner") == owner:
-            transaction.update(ref, {f"{name}LeaseOwner": None, f"{name}LeaseUntil": None})
+        lease = LeaseFields(f"{name}Lease")
+        if lease.owned_by(data, owner):
+            transaction.update(ref, lease.cleared())
 
     with _firestore_call(f"release the {name} lock"):
         release(_db().transaction())
@@ -264,13 +258,15 @@ def request_sync(calendar_id: str, lease_seconds: float) -> Lease | None:
             # Contention: most likely another notification is taking the lease right now.
             if attempt == LEASE_ATTEMPTS - 1:
                 raise
-            time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))  # noqa: S311 (jitter)
+            retry.sleep(retry.CONTENTION.delay(attempt))
     raise AssertionError("unreachable")
 
 
+SYNC_LEASE = LeaseFields("lease")
+
+
 def _lease_held(data: dict[str, Any], now: datetime) -> bool:
-    until = data.get("leaseUntil")
-    return bool(data.get("leaseOwner")) and isinstance(until, datetime) and until > now
+    return SYNC_LEASE.holder(data, now) is not None
 
 
 def _take_lease(ref: Any, calendar_id: str, lease_seconds: float) -> Lease | None:
@@ -286,7 +282,7 @@ def _take_lease(ref: Any, calendar_id: str, lease_seconds: float) -> Lease | Non
             return None
         transaction.set(
             ref,
-            {"leaseOwner": owner, "leaseUntil": now + timedelta(seconds=lease_seconds)},
+            SYNC_LEASE.grant(owner, lease_seconds, now),
             merge=True,
         )
         return Lease(calendar_id=calendar_id, owner=owner)
@@ -304,13 +300,13 @@ def start_pass(lease: Lease, lease_seconds: float) -> str | None:
     @firestore.transactional
     def begin(transaction: Any) -> str | None:
         data = ref.get(transaction=transaction).to_dict() or {}
-        if data.get("leaseOwner") != lease.owner:
+        if not SYNC_LEASE.owned_by(data, lease.owner):
             raise LeaseLost("another sync took over this calendar")
         transaction.update(
             ref,
             {
                 "dirty": False,
-                "leaseUntil": datetime.now(UTC) + timedelta(seconds=lease_seconds),
+                **SYNC_LEASE.grant(lease.owner, lease_seconds, datetime.now(UTC)),
             },
         )
         token = data.get("syncToken")
@@ -329,7 +325,7 @@ def finish_pass(lease: Lease, sync_token: str | None, *, full: bool, lease_secon
     @firestore.transactional
     def finish(transaction: Any) -> bool:
         data = ref.get(transaction=transaction).to_dict() or {}
-        if data.get("leaseOwner") != lease.owner:
+        if not SYNC_LEASE.owned_by(data, lease.owner):
             raise LeaseLost("another sync took over this calendar")
         now = datetime.now(UTC)
         fields: dict[str, Any] = {"syncedAt": now}
@@ -339,10 +335,9 @@ def finish_pass(lease: Lease, sync_token: str | None, *, full: bool, lease_secon
             fields["fullSyncAt"] = now
         again = bool(data.get("dirty"))
         if again:
-            fields["leaseUntil"] = now + timedelta(seconds=lease_seconds)
+            fields.update(SYNC_LEASE.grant(lease.owner, lease_seconds, now))
         else:
-            fields["leaseOwner"] = None
-            fields["leaseUntil"] = None
+            fields.update(SYNC_LEASE.cleared())
         transaction.update(ref, fields)
         return not again
 
@@ -359,8 +354,8 @@ def abandon_sync(lease: Lease) -> None:
     @firestore.transactional
     def abandon(transaction: Any) -> None:
         data = ref.get(transaction=transaction).to_dict() or {}
-        if data.get("leaseOwner") == lease.owner:
-            transaction.update(ref, {"leaseOwner": None, "leaseUntil": None, "dirty": True})
+        if SYNC_LEASE.owned_by(data, lease.owner):
+            transaction.update(ref, {**SYNC_LEASE.cleared(), "dirty": True})
 
     with _firestore_call("release the sync lease"):
         abandon(_db().transaction())

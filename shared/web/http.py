@@ -6,12 +6,12 @@ functions-framework hands to and expects from an HTTP function.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import flask
+
+from shared.core.encoding import json_bytes
 
 JSON_TYPE = "application/json"
 
@@ -28,10 +28,6 @@ def json_response(
     response = flask.Response(data, status=status, content_type=JSON_TYPE)
     response.headers.update(dict(headers or {}))
     return response
-
-
-def json_bytes(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def json_error(
@@ -121,11 +117,6 @@ def preflight_response(
 
 
 # --- ETags ------------------------------------------------------------------------------
-
-
-def strong_etag(body: bytes) -> str:
-    """A strong validator: the same bytes always give the same tag, on every instance."""
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

@@ -1,4 +1,4 @@
-"""The payment message contract (topic ``payments``) and what each payment status does.
+"""The payment message contract (topic ``payments``): a message becomes plain values.
 
 A message's data is UTF-8 JSON::
 
@@ -8,9 +8,7 @@ Types are strict (a number is not a string, ``true`` is not a number), strings h
 length limits, ``amount`` is finite and not negative, ``null`` means absent for the
 optional fields, and unknown keys are ignored (the payments system may add some).
 
-``approved`` schedules the booking; ``refunded``, ``cancelled`` and ``charged_back``
-cancel it; any other status (``pending``, ``in_process``, ``rejected``, ...) is recorded
-on the booking, never over a scheduled or cancelled one, and acknowledged.
+What each status does is ``shared.domain.payments``'s business.
 """
 
 from __future__ import annotations
@@ -22,14 +20,11 @@ from typing import Any
 
 from shared.core.errors import InvalidMessage
 from shared.core.logs import get_logger
-from shared.domain import scheduling
-from shared.stores import bookings
+from shared.domain import payments
 from shared.web.pubsub import PubSubMessage
 
 log = get_logger(__name__)
 
-APPROVED = "approved"
-CANCELLING_STATUSES = frozenset({"refunded", "cancelled", "charged_back"})
 
 MAX_PREFERENCE_ID = 256
 MAX_STATUS = 64
@@ -108,33 +103,12 @@ def parse_payment(data: Mapping[str, Any]) -> Payment:
     )
 
 
-def handle_payment(payment: Payment) -> dict[str, Any]:
-    """Do what the payment's status asks; return the fields of the closing log line."""
-    booking_id = bookings.find_booking_id(payment.preference_id)
-    if payment.status == APPROVED:
-        outcome = scheduling.schedule_booking(booking_id, payment)
-    elif payment.status in CANCELLING_STATUSES:
-        outcome = scheduling.cancel_booking(booking_id, reason=payment.status, payment=payment)
-    else:
-        recorded = bookings.record_payment_status(booking_id, payment.booking_fields())
-        log.info(
-            f"payment status {payment.status!r} "
-            + ("recorded" if recorded else "not recorded over a later state"),
-            extra={
-                "booking_id": booking_id,
-                "preference_id": payment.preference_id,
-                "payment_status": payment.status,
-            },
-        )
-        return {
-            "booking_id": booking_id,
-            "preference_id": payment.preference_id,
-            "payment_status": payment.status,
-            "outcome": "payment_status_recorded" if recorded else "payment_status_ignored",
-        }
-    return {**outcome.log_fields(), "payment_status": payment.status}
-
-
 def handle_payment_message(message: PubSubMessage) -> dict[str, Any]:
     """The create_event handler: parse the message, then act on the payment."""
-    return handle_payment(parse_payment(message.json_object()))
+    payment = parse_payment(message.json_object())
+    return payments.act_on_payment(
+        payment.preference_id,
+        payment.status,
+        payment_fields=payment.booking_fields(),
+        amount=payment.amount,
+    )
