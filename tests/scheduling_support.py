@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -50,8 +51,13 @@ def app_client() -> Any:
     return functions_framework.create_app("create_event", str(SOURCE)).test_client()
 
 
+_slots = itertools.count()
+
+
 def next_class_start(days: int = 3) -> datetime:
-    start = datetime.now(UTC) + timedelta(days=days)
+    """A class time ``days`` ahead, on the hour; each call a later hour than the last, so
+    that bookings a test writes without choosing a time never clash in the slot guard."""
+    start = datetime.now(UTC) + timedelta(days=days, hours=next(_slots) % 2000)
     return start.replace(minute=0, second=0, microsecond=0)
 
 

@@ -590,7 +590,7 @@ def test_firestore_has_the_indexes_every_query_needs(tf: Terraform) -> None:
         (body["collection"], [(f["field_path"], f["order"]) for f in body["fields"]])
         for body in tf.of_type("google_firestore_index").values()
     ]
-    queries = [q for path in sorted((ROOT / "shared").glob("*.py")) for q in _queries(path)]
+    queries = [q for path in sorted((ROOT / "shared").rglob("*.py")) for q in _queries(path)]
     assert queries, "found no Firestore query in shared/: the reader is broken"
 
     for collection, filters, orderings in queries:

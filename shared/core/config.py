@@ -34,7 +34,6 @@ class Config:
     admin_email: str | None
     base_url: str | None
     calendar_id: str
-    calendar_api_key: str | None
     calendar_timezone: str
     refresh_token_secret: str
     send_updates: str
@@ -53,6 +52,10 @@ class Config:
     channel_renew_before_hours: float
     channel_ttl_hours: float
     reconcile_grace_minutes: int
+    slot_guard: bool
+    hold_minutes: int
+    mirror_max_age_minutes: int
+    mirror_horizon_days: int
 
     def require(self, name: str) -> str:
         """The value of an optional variable that this code path needs."""
@@ -182,7 +185,6 @@ def from_env(env: Mapping[str, str]) -> Config:
         admin_email=admin_email,
         base_url=base_url,
         calendar_id=_text(env, "CALENDAR_ID", "primary") or "primary",
-        calendar_api_key=_text(env, "CALENDAR_API_KEY"),
         calendar_timezone=_timezone(env),
         refresh_token_secret=secret_name,
         send_updates=_choice(env, "SEND_UPDATES", "all", SEND_UPDATES_VALUES),
@@ -202,6 +204,10 @@ def from_env(env: Mapping[str, str]) -> Config:
         channel_renew_before_hours=_float(env, "CHANNEL_RENEW_BEFORE_HOURS", 24.0, 0.0, 24 * 30),
         channel_ttl_hours=_float(env, "CHANNEL_TTL_HOURS", 24.0 * 7, 0.01, 24 * 30),
         reconcile_grace_minutes=_int(env, "RECONCILE_GRACE_MINUTES", 10, 0, 7 * 24 * 60),
+        slot_guard=_choice(env, "SLOT_GUARD", "on", ("on", "off")) == "on",
+        hold_minutes=_int(env, "HOLD_MINUTES", 15, 0, 24 * 60),
+        mirror_max_age_minutes=_int(env, "MIRROR_MAX_AGE_MINUTES", 90, 1, 7 * 24 * 60),
+        mirror_horizon_days=_int(env, "MIRROR_HORIZON_DAYS", 120, 90, 400),
     )
 
 
@@ -216,7 +222,25 @@ def get_config() -> Config:
         with _lock:
             if _config is None:
                 _config = from_env(os.environ)
+                _warn_ignored(os.environ)
     return _config
+
+
+# Variables earlier versions read and this one ignores: said once per instance.
+IGNORED_VARIABLES = {
+    "CALENDAR_API_KEY": "busy slots are read from classcal's Firestore mirror of the "
+    "calendar, never from Google with an API key",
+}
+
+
+def _warn_ignored(env: Mapping[str, str]) -> None:
+    from shared.core.logs import get_logger
+
+    for name, why in IGNORED_VARIABLES.items():
+        if _text(env, name) is not None:
+            get_logger(__name__).warning(
+                f"{name} is set but ignored: {why}", extra={"reason": "ignored_variable"}
+            )
 
 
 def reset_config() -> None:

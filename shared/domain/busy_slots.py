@@ -1,66 +1,51 @@
-"""The school's busy slots for the public booking page, cached per instance.
+"""The school's busy slots for the public booking page, from Firestore only.
 
-A busy slot is an event that blocks time: not cancelled, not transparent ("free").
-Only its start, end and status leave this module; everything else about an event
-(title, attendees, links, ids) stays inside Google.
+A busy slot is time the calendar's mirror says is taken (``shared.domain.mirror``:
+every event that blocks time, classcal's and everyone else's), a paid booking being
+scheduled, or a checkout the platform opened less than ``HOLD_MINUTES`` ago (a hold,
+``"status": "tentative"``). Only its start, end and status leave this module.
 
-Times come out in the school's zone (``CALENDAR_TIMEZONE``) whatever zone an event
-was written in. An all-day event becomes the interval from 00:00 of its first day to
-00:00 after its last day, in that zone, written like any other slot (``dateTime``
-with offset, plus ``timeZone``), so the page never sees a ``date``-only slot.
+No Google call and no secret: each instance reads the whole horizon (the day documents,
+the live holds and the sync status) at most once per ``LIST_CACHE_TTL_SECONDS`` however
+the window is chosen, and cuts every window from it in memory, so no query string can
+multiply reads. Times come out in the school's zone (``CALENDAR_TIMEZONE``).
 
-Caching: each window has one entry per instance, fresh for ``LIST_CACHE_TTL_SECONDS``.
-Concurrent misses for one window share one Calendar read (single flight). Requests
-that give neither ``timeMin`` nor ``timeMax`` all share the "default window" entry,
-whose window runs from the moment it was read: while fresh it is served as is, so its
-start lags the present by at most the TTL. A failed read is remembered for the TTL
-too, so a burst during an outage costs one attempt; if Google is unavailable and an
-earlier result (of up to ``STALE_LIMIT_SECONDS``) exists, it is served as stale.
+Freshness: every answer says when the mirror was last synced; when that is older than
+``MIRROR_MAX_AGE_MINUTES`` the answer is marked stale (and a WARNING is logged once per
+read). Before the first sync ever there is nothing to serve: MirrorNotReady (503).
 """
 
 from __future__ import annotations
 
-import copy
 import re
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from shared.core import encoding
+from shared.core import cache, encoding
 from shared.core.config import Config, get_config
-from shared.core.errors import (
-    AdminReconnectRequired,
-    ClasscalError,
-    ConfigError,
-    GoogleUnavailable,
-    InvalidParameter,
-    NotFound,
-)
+from shared.core.errors import InvalidParameter, TransientError
 from shared.core.logs import get_logger
-from shared.google import calendar
+from shared.stores import bookings, slots, sync_state
 
 log = get_logger(__name__)
 
 MAX_WINDOW = timedelta(days=90)
 MAX_PARAMETER_LENGTH = 64  # "2025-03-10T10:00:00.123456789+05:30" is 35
-PAGE_SIZE = 2500  # Calendar's maximum: fewest round trips
-MAX_PAGES = 200
-# Partial response: only what a busy slot needs, so Google sends (and we hold) no more.
-FIELDS = "items(start,end,status,transparency),nextPageToken"
-MAX_CACHE_ENTRIES = 64  # windows remembered per instance (least recently used go first)
-STALE_LIMIT_SECONDS = 24 * 3600.0  # older than this, 503 is more honest than stale slots
-FLIGHT_WAIT_SECONDS = 55.0  # under the default 60 s Cloud Functions request timeout
-
 _RFC3339 = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+class MirrorNotReady(TransientError):
+    """The calendar was never synced: there are no busy slots to serve yet."""
+
+    code = "mirror_not_ready"
 
 
 # --- the window -------------------------------------------------------------------------
@@ -138,99 +123,15 @@ def parse_window(
     return Window(time_min, time_max)
 
 
-# --- events to busy slots ---------------------------------------------------------------
+# --- the horizon, read once per TTL ----------------------------------------------------
 
 
-def _rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+@dataclass(frozen=True)
+class Horizon:
+    """Every busy slot of the calendar's mirror, holds included, sorted by start."""
 
-
-def _zone(name: Any, fallback: ZoneInfo) -> ZoneInfo:
-    if isinstance(name, str) and name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    return fallback
-
-
-def _instant(when: Any, zone: ZoneInfo) -> datetime:
-    """The instant an event's ``start`` or ``end`` stands for; ValueError if it has none."""
-    if not isinstance(when, dict):
-        raise ValueError("no start or end")
-    if isinstance(when.get("dateTime"), str):
-        value = datetime.fromisoformat(when["dateTime"].replace("Z", "+00:00"))
-        if value.tzinfo is None:  # Google writes offsets, but be lenient with local times
-            value = value.replace(tzinfo=_zone(when.get("timeZone"), zone))
-        return value
-    if isinstance(when.get("date"), str):
-        # All-day: midnight in the school's zone. Through UTC and back, so a midnight
-        # that a DST change skips becomes the first instant of that day.
-        midnight = datetime.combine(date.fromisoformat(when["date"]), datetime.min.time(), zone)
-        return midnight.astimezone(UTC).astimezone(zone)
-    raise ValueError("neither dateTime nor date")
-
-
-def busy_interval(event: Mapping[str, Any], zone: ZoneInfo) -> tuple[datetime, datetime] | None:
-    """The time ``event`` blocks, or None if it blocks none; ValueError if malformed."""
-    if event.get("status") == "cancelled" or event.get("transparency") == "transparent":
-        return None
-    start, end = _instant(event.get("start"), zone), _instant(event.get("end"), zone)
-    if end < start:
-        raise ValueError("ends before it starts")
-    return start, end
-
-
-def _slot(start: datetime, end: datetime, status: str, zone: ZoneInfo) -> dict[str, Any]:
-    return {
-        "start": {"dateTime": start.astimezone(zone).isoformat(), "timeZone": zone.key},
-        "end": {"dateTime": end.astimezone(zone).isoformat(), "timeZone": zone.key},
-        "status": status,
-    }
-
-
-def fetch_busy_slots(
-    window: Window, *, zone: ZoneInfo, api_key: str | None = None
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Every busy slot in ``window``, sorted by start; and counts for the log line."""
-    intervals: list[tuple[datetime, datetime, str]] = []
-    counts = {"pages": 0, "events": 0, "skipped": 0}
-    page_token: str | None = None
-    seen_tokens: set[str] = set()
-    while True:
-        params: dict[str, Any] = {
-            "timeMin": _rfc3339(window.time_min),
-            "timeMax": _rfc3339(window.time_max),
-            "singleEvents": True,
-            "orderBy": "startTime",
-            "maxResults": PAGE_SIZE,
-            "fields": FIELDS,
-            "api_key": api_key,
-        }
-        if page_token:
-            params["pageToken"] = page_token
-        page = calendar.list_events(**params)
-        counts["pages"] += 1
-        for event in page.get("items") or []:
-            counts["events"] += 1
-            try:
-                interval = busy_interval(event, zone)
-            except (ValueError, TypeError, OverflowError):
-                counts["skipped"] += 1  # one odd event must not hide every other slot
-                continue
-            if interval is not None:
-                intervals.append((*interval, str(event.get("status") or "confirmed")))
-        page_token = page.get("nextPageToken")
-        if not page_token:
-            break
-        if page_token in seen_tokens or counts["pages"] >= MAX_PAGES:
-            raise GoogleUnavailable(f"Calendar events.list did not finish in {MAX_PAGES} pages")
-        seen_tokens.add(page_token)
-    intervals.sort(key=lambda i: (i[0], i[1]))
-    return [_slot(start, end, status, zone) for start, end, status in intervals], counts
-
-
-# --- the cache --------------------------------------------------------------------------
+    slots: tuple[slots.Slot, ...]
+    synced_at: datetime
 
 
 @dataclass(frozen=True)
@@ -246,220 +147,88 @@ class Payload:
 class Served:
     payload: Payload
     stale: bool
-    age: float  # seconds since the payload was read from Google
-    fresh_for: float  # seconds a client may reuse it (0 when stale)
+    synced_at: datetime
+    fresh_for: float  # seconds a client may reuse it
 
 
-class _Flight:
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.payload: Payload | None = None
-        self.error: BaseException | None = None
-
-
-@dataclass
-class _Entry:
-    payload: Payload | None = None
-    fetched_at: float = 0.0
-    error: ClasscalError | None = None
-    failed_at: float = 0.0
-    flight: _Flight | None = None
-
-
-def _fresh_copy(error: BaseException) -> BaseException:
-    """The same error without the traceback of the thread that first raised it."""
-    try:
-        clone = copy.copy(error)
-    except Exception:
-        return error
-    return clone.with_traceback(None)
-
-
-class SingleFlightCache:
-    """Payloads by key, with single-flight loads, remembered failures and stale fallback."""
-
-    def __init__(
-        self,
-        *,
-        max_entries: int = MAX_CACHE_ENTRIES,
-        stale_limit: float = STALE_LIMIT_SECONDS,
-        flight_wait: float = FLIGHT_WAIT_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
-        self._max_entries = max_entries
-        self._stale_limit = stale_limit
-        self._flight_wait = flight_wait
-        self._clock = clock
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def get(self, key: Hashable, ttl: float, load: Callable[[], Payload]) -> Served:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                entry = self._entries[key] = _Entry()
-            self._entries.move_to_end(key)
-            remembered = self._remembered(entry, ttl)
-            if remembered is not None:
-                return self._resolve(entry, *remembered, ttl)
-            flight = entry.flight
-            leader = flight is None
-            if flight is None:
-                flight = entry.flight = _Flight()
-        if leader:
-            self._fly(key, entry, flight, load)
-        elif not flight.done.wait(self._flight_wait):
-            error = GoogleUnavailable("a concurrent Calendar read did not finish in time")
-            with self._lock:
-                return self._resolve(entry, None, error, ttl)
-        with self._lock:
-            error = flight.error if leader or flight.error is None else _fresh_copy(flight.error)
-            return self._resolve(entry, flight.payload, error, ttl)
-
-    def _remembered(
-        self, entry: _Entry, ttl: float
-    ) -> tuple[Payload | None, ClasscalError | None] | None:
-        """The entry's answer if it may be given without reading Google, else None."""
-        now = self._clock()
-        if entry.payload is not None and now - entry.fetched_at < ttl:
-            return entry.payload, None
-        if entry.error is not None and now - entry.failed_at < ttl:
-            return None, _fresh_copy(entry.error)  # type: ignore[return-value]
-        return None
-
-    def _fly(
-        self, key: Hashable, entry: _Entry, flight: _Flight, load: Callable[[], Payload]
-    ) -> None:
-        try:
-            flight.payload = load()
-        except BaseException as error:
-            flight.error = error
-        with self._lock:
-            now = self._clock()
-            if flight.payload is not None:
-                entry.payload, entry.fetched_at, entry.error = flight.payload, now, None
-            elif isinstance(flight.error, ClasscalError):
-                entry.error, entry.failed_at = flight.error, now
-            entry.flight = None
-            self._evict()
-        flight.done.set()
-
-    def _resolve(
-        self, entry: _Entry, payload: Payload | None, error: BaseException | None, ttl: float
-    ) -> Served:
-        """Called with the lock held: an answer from a payload, or from an error."""
-        if payload is not None:
-            age = max(0.0, self._clock() - entry.fetched_at)
-            return Served(payload, stale=False, age=age, fresh_for=max(0.0, ttl - age))
-        assert error is not None
-        if isinstance(error, GoogleUnavailable) and entry.payload is not None:
-            age = max(0.0, self._clock() - entry.fetched_at)
-            if age <= self._stale_limit:
-                return Served(entry.payload, stale=True, age=age, fresh_for=0.0)
-        raise error
-
-    def _evict(self) -> None:
-        while len(self._entries) > self._max_entries:
-            for key, entry in self._entries.items():
-                if entry.flight is None:
-                    del self._entries[key]
-                    break
-            else:
-                return  # every entry is being loaded; trim on a later call
-
-
-_cache = SingleFlightCache()
+_cache = cache.SingleFlightCache()
 
 
 def reset_cache() -> None:
-    """Forget every cached window (tests start each case from an empty instance)."""
+    """Forget the cached horizon (tests start each case from an empty instance)."""
     _cache.clear()
 
 
-# --- the entry point for list_events ------------------------------------------------------
-
-
-def _read(window: Window, config: Config) -> Payload:
-    """Read ``window`` from Google and render it; log the outcome once per read."""
-    api_key = config.calendar_api_key
-    zone = config.timezone
+def read_horizon(config: Config, now: datetime | None = None) -> Horizon:
+    """One read of everything list_events serves: the days, the live holds, the sync."""
+    now = now or datetime.now(UTC)
+    first, last = slots.horizon(now, config.mirror_horizon_days)
     started = time.monotonic()
-    context: dict[str, Any] = {
-        "credentials": "api_key" if api_key else "admin",
-        "window_start": _rfc3339(window.time_min),
-        "window_end": _rfc3339(window.time_max),
-    }
-    with calendar.count_calls() as calls:
-        try:
-            try:
-                slots, counts = fetch_busy_slots(window, zone=zone, api_key=api_key)
-            except NotFound:
-                raise _calendar_not_found(config) from None
-        except AdminReconnectRequired as error:
-            log.error(
-                f"busy slots unavailable, the admin must reconnect Google: {error.message}",
-                extra={**context, "reason": error.code, "calendar_calls": sum(calls.values())},
-            )
-            raise
-        except GoogleUnavailable as error:
-            log.warning(
-                f"busy slots unavailable from Google: {error.message}",
-                extra={**context, "reason": error.code, "calendar_calls": sum(calls.values())},
-            )
-            raise
-        except ClasscalError as error:
-            log.error(
-                f"busy slots unavailable: {error.message}",
-                extra={**context, "reason": error.code, "calendar_calls": sum(calls.values())},
-            )
-            raise
-    body = encoding.json_bytes(slots)
-    payload = Payload(body=body, etag=encoding.strong_etag(body), slots=len(slots))
+    status = sync_state.sync_status(config.calendar_id)
+    synced_at = status.get("syncedAt")
+    if not isinstance(synced_at, datetime) or not status.get("mirrorRebuiltAt"):
+        log.warning(
+            "busy slots unavailable: the calendar was never synced",
+            extra={"reason": MirrorNotReady.code, "calendar_id": config.calendar_id},
+        )
+        raise MirrorNotReady("the calendar has not been synced yet")
+    found = slots.slots_of(slots.read_days(config.calendar_id, first, last))
+    holds = bookings.live_holds(config.hold_minutes, now)
+    taken = {s.booking_id for s in found if s.booking_id}
+    found.extend(h for h in holds if h.booking_id not in taken)
+    found.sort(key=lambda s: (s.start, s.end))
     log.info(
-        "read busy slots from Google",
+        "read busy slots from the mirror",
         extra={
-            **context,
-            **counts,
-            "busy": len(slots),
-            "calendar_calls": sum(calls.values()),
+            "calendar_id": config.calendar_id,
+            "busy": len(found),
+            "holds": len(holds),
+            "synced_at": synced_at.isoformat(),
             "duration_ms": round((time.monotonic() - started) * 1000),
         },
     )
-    if counts["skipped"]:
+    if now - synced_at > timedelta(minutes=config.mirror_max_age_minutes):
         log.warning(
-            "left out events without a readable start or end",
-            extra={**context, "skipped": counts["skipped"]},
+            "the calendar mirror is stale: no successful sync for "
+            f"{int((now - synced_at).total_seconds() // 60)} minutes",
+            extra={"reason": "mirror_stale", "synced_at": synced_at.isoformat()},
         )
-    return payload
+    return Horizon(tuple(found), synced_at)
 
 
-def _calendar_not_found(config: Config) -> ConfigError:
-    if config.calendar_api_key:
-        return ConfigError(
-            f"CALENDAR_API_KEY cannot read calendar {config.calendar_id!r}: an API key reads "
-            "only a public calendar (and not 'primary'); make the calendar public, or unset "
-            "CALENDAR_API_KEY to read it with the admin's token"
-        )
-    return ConfigError(
-        f"CALENDAR_ID {config.calendar_id!r} was not found in the connected Google account"
-    )
+def _slot(start: datetime, end: datetime, status: str, zone: ZoneInfo) -> dict[str, Any]:
+    return {
+        "start": {"dateTime": start.astimezone(zone).isoformat(), "timeZone": zone.key},
+        "end": {"dateTime": end.astimezone(zone).isoformat(), "timeZone": zone.key},
+        "status": status,
+    }
+
+
+def render(horizon: Horizon, window: Window, zone: ZoneInfo) -> Payload:
+    chosen = [
+        _slot(s.start, s.end, s.status, zone)
+        for s in horizon.slots
+        if s.start < window.time_max and s.end > window.time_min
+    ]
+    body = encoding.json_bytes(chosen)
+    return Payload(body=body, etag=encoding.strong_etag(body), slots=len(chosen))
 
 
 def busy_slots(window: Window) -> Served:
-    """The busy slots of ``window``: from this instance's cache, or read from Google.
+    """The busy slots of ``window``, cut from this instance's copy of the horizon.
 
-    Raises AdminReconnectRequired, GoogleUnavailable (with no usable earlier result),
-    ConfigError; each is logged once per attempt to read Google, not once per request.
+    Raises MirrorNotReady before the first sync, StoreUnavailable when Firestore does
+    not answer and no earlier copy is at hand (an earlier copy is served instead).
     """
     config = get_config()
-    key = (
-        config.calendar_id,
-        bool(config.calendar_api_key),
-        config.calendar_timezone,
-        window.cache_key(),
+    key: Hashable = (config.calendar_id, config.hold_minutes, config.mirror_horizon_days)
+    served = _cache.get(key, config.list_cache_ttl_seconds, lambda: read_horizon(config))
+    horizon: Horizon = served.value
+    age = datetime.now(UTC) - horizon.synced_at
+    stale = served.stale or age > timedelta(minutes=config.mirror_max_age_minutes)
+    return Served(
+        payload=render(horizon, window, config.timezone),
+        stale=stale,
+        synced_at=horizon.synced_at,
+        fresh_for=0.0 if stale else served.fresh_for,
     )
-    return _cache.get(key, config.list_cache_ttl_seconds, lambda: _read(window, config))

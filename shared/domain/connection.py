@@ -33,6 +33,7 @@ from shared.core.errors import (
     TransientError,
 )
 from shared.core.logs import get_logger
+from shared.domain import sync
 from shared.google import calendar, clients, oauth, tokens
 from shared.stores import oauth_states
 
@@ -128,6 +129,8 @@ def complete(params: Mapping[str, str]) -> Connected:
     scopes = sorted(_granted_scopes(granted))
     oauth_states.record_connection(email, scopes, version, config.calendar_id)
     upcoming, more, problem = _check_calendar(config, granted)
+    if problem is None:
+        _first_sync()
     log.info(
         "google account connected",
         extra={
@@ -292,6 +295,19 @@ def _require_grant(grant: oauth.Grant) -> str:
             "link and choose Allow.",
         )
     return grant.refresh_token
+
+
+def _first_sync() -> None:
+    """Fill the busy-time mirror now, not at the next hourly maintenance (best effort)."""
+    try:
+        result = sync.sync_calendar(full=True)
+    except ClasscalError as error:
+        log.warning(
+            f"first calendar sync failed; maintenance runs it again: {error.message}",
+            extra={"reason": error.code},
+        )
+        return
+    log.info("first calendar sync done", extra=result.log_fields())
 
 
 def _log_calendar_problem(error: ClasscalError) -> None:

@@ -7,7 +7,8 @@ One run, in order, each step independent of the others' failures:
    one expires within ``CHANNEL_RENEW_BEFORE_HOURS``, or when the webhook URL changed;
    only then are older channels stopped (so there is never a gap without one).
 2. catch-up sync: an incremental sync, so a change whose notification was lost is
-   applied within the hour.
+   applied within the hour and the busy-time mirror stays fresh; once a day a full one,
+   which moves the mirror's horizon forward (see ``shared.domain.mirror``).
 3. reconcile: bookings with an approved payment but no event after
    ``RECONCILE_GRACE_MINUTES`` (waiting on a transient reason, or left so by a message
    that went to the dead-letter topic) are scheduled again through
@@ -47,6 +48,7 @@ TIME_BUDGET_SECONDS = 240.0  # the function's timeout is 540 s; leave room for t
 UPKEEP_LOCK_SECONDS = 120.0
 # A channel whose watch call never completed (the instance died) is retired after this.
 PENDING_CHANNEL_TIMEOUT = timedelta(minutes=10)
+MIRROR_REBUILD_EVERY = timedelta(hours=24)
 
 
 @dataclass
@@ -57,6 +59,7 @@ class MaintenanceResult:
     channel_id: str | None = None
     channel_expiration: datetime | None = None
     changes_applied: int = 0
+    mirror_rebuilt: bool = False
     bookings_reconciled: int = 0
     cancellations_finished: int = 0
     still_failing: Counter[str] = field(default_factory=Counter)
@@ -76,6 +79,7 @@ class MaintenanceResult:
             if self.channel_expiration
             else None,
             "changes_applied": self.changes_applied,
+            "mirror_rebuilt": self.mirror_rebuilt,
             "bookings_reconciled": self.bookings_reconciled,
             "cancellations_finished": self.cancellations_finished,
             "bookings_still_failing": sum(self.still_failing.values()),
@@ -240,8 +244,14 @@ def _from_millis(value: Any) -> datetime | None:
 
 
 def _catch_up(result: MaintenanceResult) -> None:
-    outcome = sync.sync_calendar()
+    """An incremental sync every run (the mirror stays fresh without notifications), and
+    a full one when the mirror was last rebuilt over a day ago, so that the horizon moves
+    forward: recurring instances and far-off events that enter it are picked up."""
+    rebuilt = sync_state.sync_status(calendar.calendar_id()).get("mirrorRebuiltAt")
+    stale = not isinstance(rebuilt, datetime) or datetime.now(UTC) - rebuilt > MIRROR_REBUILD_EVERY
+    outcome = sync.sync_calendar(full=stale)
     result.changes_applied += outcome.applied
+    result.mirror_rebuilt = outcome.full_resync
 
 
 # --- 3. reconcile ---

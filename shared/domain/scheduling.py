@@ -34,7 +34,7 @@ from shared.core.errors import (
 from shared.core.logs import get_logger
 from shared.domain import cancellation, event_shape, outcome
 from shared.google import calendar
-from shared.stores import bookings
+from shared.stores import bookings, slots
 
 log = get_logger(__name__)
 
@@ -107,7 +107,8 @@ def schedule_booking(
 ) -> outcome.Outcome:
     """Schedule the booking: one Calendar event with a Meet link, the booking completed.
 
-    Idempotent. Returns an Outcome (``scheduled``, ``already_scheduled``, ``cancelled``).
+    Idempotent. Returns an Outcome (``scheduled``, ``already_scheduled``, ``cancelled``,
+    ``slot_taken`` when the slot guard found the time taken: nothing was created).
     Raises PermanentError subclasses after recording them on the booking (``failed``),
     TransientError after recording why it waits (``waiting``), BookingBusy (transient,
     nothing recorded) while another delivery holds the booking.
@@ -121,9 +122,30 @@ def schedule_booking(
             lease_seconds=config.scheduling_lease_seconds,
             payment_fields=dict(payment_fields or {}),
             price=price,
+            guard=slots.Guard(config.calendar_id, config.hold_minutes)
+            if config.slot_guard
+            else None,
         )
         preference_id = claim.data.get("preferenceId")
         context = {"booking_id": booking_id, "preference_id": preference_id}
+        if claim.state == bookings.SLOT_TAKEN:
+            taken = claim.data["slotTaken"]
+            # The student paid for a time someone else has: a person must act (refund or
+            # move the class). Acknowledged: a redelivery would find the same.
+            log.error(
+                "slot taken: no event created",
+                extra={
+                    **context,
+                    "outcome": "failed",
+                    "reason": bookings.SLOT_TAKEN,
+                    "clash": taken.what,
+                    "clash_start": taken.start.isoformat(),
+                    "clash_end": taken.end.isoformat(),
+                },
+            )
+            return outcome.Outcome(
+                booking_id, bookings.SLOT_TAKEN, None, preference_id, dict(calls)
+            )
         if claim.state == bookings.SCHEDULED:
             return outcome.Outcome(
                 booking_id,

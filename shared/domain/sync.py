@@ -25,7 +25,7 @@ from typing import Any
 from shared.core import ids
 from shared.core.errors import Gone, PermanentError
 from shared.core.logs import get_logger
-from shared.domain import event_shape
+from shared.domain import event_shape, mirror
 from shared.google import calendar
 from shared.stores import booking_sync, sync_state
 
@@ -76,6 +76,7 @@ class SyncResult:
     passes: int = 0
     full_resync: bool = False
     events_listed: int = 0
+    mirrored: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -88,6 +89,7 @@ class SyncResult:
             "passes": self.passes,
             "full_resync": self.full_resync,
             "events_listed": self.events_listed,
+            "mirror_changes": self.mirrored,
             "changes_applied": self.applied,
             "event_outcomes": dict(self.outcomes),
         }
@@ -152,8 +154,9 @@ def handle_notification(headers: Mapping[str, str]) -> NotificationResult:
     return NotificationResult(COALESCED if result.coalesced else SYNCED, sync=result)
 
 
-def sync_calendar() -> SyncResult:
-    """Bring every booking in step with the calendar, unless a running sync will do it."""
+def sync_calendar(*, full: bool = False) -> SyncResult:
+    """Bring every booking and the mirror in step with the calendar, unless a running sync
+    will do it. ``full``: list everything again (and rebuild the mirror) this time."""
     calendar_id = calendar.calendar_id()
     lease = sync_state.request_sync(calendar_id, SYNC_LEASE_SECONDS)
     result = SyncResult()
@@ -164,13 +167,19 @@ def sync_calendar() -> SyncResult:
         for _ in range(MAX_PASSES):
             result.passes += 1
             token = sync_state.start_pass(lease, SYNC_LEASE_SECONDS)
-            events, next_token, full = list_changes(token)
-            result.full_resync |= full
+            if full and result.passes == 1:
+                token = None
+            events, next_token, listed_all = list_changes(token)
+            result.full_resync |= listed_all
             result.events_listed += len(events)
             for event in events:
                 result.outcomes[apply_event(event)] += 1
+            if listed_all:
+                result.mirrored = mirror.rebuild()
+            else:
+                result.mirrored += mirror.apply_changes(events)
             if sync_state.finish_pass(
-                lease, next_token, full=full, lease_seconds=SYNC_LEASE_SECONDS
+                lease, next_token, full=listed_all, lease_seconds=SYNC_LEASE_SECONDS
             ):
                 return result
         log.warning(

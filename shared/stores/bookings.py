@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.core.errors import BookingBusy, BookingNotFound, InvalidBooking
 from shared.core.logs import get_logger
-from shared.stores import db
+from shared.stores import db, slots
 from shared.stores.leases import LeaseFields
 
 if TYPE_CHECKING:
@@ -184,6 +184,9 @@ def get_activity(activity_id: str) -> dict[str, Any] | None:
 # --- scheduling ---
 
 
+SLOT_TAKEN = "slot_taken"
+
+
 def claim_for_scheduling(
     booking_id: str,
     *,
@@ -191,12 +194,19 @@ def claim_for_scheduling(
     lease_seconds: float,
     payment_fields: Mapping[str, Any],
     price: float | None,
+    guard: slots.Guard | None = None,
 ) -> Claim:
     """Take the booking's lease to schedule it, recording the payment and the price.
 
     A scheduled, completed or cancelled booking is returned untouched (its state says
     which). BookingBusy when another delivery holds an unexpired lease.
     ``price`` None keeps the booking's own ``classPrice``.
+
+    With a ``guard``, the same transaction first decides whether the booking's time is
+    free on its calendar (see ``shared.stores.slots``): free, the booking claims it
+    (``slotClaim``) and the lease is taken; taken, the booking is marked failed with
+    ``slot_taken`` and the Claim's state is SLOT_TAKEN, ``data["slotTaken"]`` saying by
+    what. A booking that already holds a claim for the same times keeps it.
     """
     from google.cloud import firestore
 
@@ -213,7 +223,27 @@ def claim_for_scheduling(
         if status == CANCELLED:
             return Claim(booking_id, CANCELLED, data)
         now = _now()
+        if LEASE.held_by_another(data, owner, now):
+            raise BookingBusy(f"booking {booking_id} is being worked on by another delivery")
+        guarded = (
+            slots.guard(transaction, _client(), BOOKINGS, snapshot, guard, now) if guard else {}
+        )
+        if guarded.get("slotTaken") is not None:
+            taken = guarded["slotTaken"]
+            transaction.update(
+                ref,
+                {
+                    **payment_fields,
+                    "schedulingState": FAILED,
+                    "schedulingReason": SLOT_TAKEN,
+                    "schedulingMessage": slots.taken_message(taken),
+                    "schedulingUpdatedAt": firestore.SERVER_TIMESTAMP,
+                    "lastAttemptAt": now,
+                },
+            )
+            return Claim(booking_id, SLOT_TAKEN, {**data, "slotTaken": taken})
         updates: dict[str, Any] = {
+            **guarded,
             **payment_fields,
             **_take_lease(data, booking_id, owner, lease_seconds, now),
             "schedulingAttempts": firestore.Increment(1),
@@ -260,6 +290,8 @@ def release_lease(
         if data.get("status") in (SCHEDULED, COMPLETED):
             transaction.update(ref, updates)
             return False
+        if state == FAILED:
+            updates.update(_release_slot(transaction, data, booking_id))
         updates.update(
             {
                 **(fields or {}),
@@ -328,6 +360,17 @@ def complete_scheduling(
     return _transact("write the scheduled booking", body)
 
 
+def _release_slot(transaction: Any, data: Mapping[str, Any], booking_id: str) -> dict[str, Any]:
+    """Free the booking's claimed time (a write only); the field to clear on the booking."""
+    from google.cloud import firestore
+
+    record = data.get("slotClaim")
+    if not isinstance(record, dict):
+        return {}
+    slots.release(transaction, slots.refs_of_record(record), booking_id)
+    return {"slotClaim": firestore.DELETE_FIELD}
+
+
 # --- cancellation ---
 
 
@@ -365,6 +408,7 @@ def claim_for_cancellation(
         updates: dict[str, Any] = {
             **payment_fields,
             **_take_lease(data, booking_id, owner, lease_seconds, now),
+            **_release_slot(transaction, data, booking_id),
             "status": CANCELLED,
             "eventDeleted": False,
         }
@@ -437,3 +481,8 @@ def record_payment_status(booking_id: str, payment_fields: Mapping[str, Any]) ->
 # --- calendar sync ---
 # Changes made in Google Calendar (shared/sync.py) and maintenance's reconciliation
 # (shared/maintenance.py). Every write is a transaction that compares before writing.
+
+
+def live_holds(hold_minutes: int, now: datetime) -> list[slots.Slot]:
+    """The times checkouts in progress hold (pending bookings younger than the hold)."""
+    return slots.read_live_holds(_client(), BOOKINGS, hold_minutes, now)

@@ -377,3 +377,11 @@ def set_reconcile_cursor(calendar_id: str, cursor: Any) -> None:
         _sync_ref(calendar_id).set(
             {"calendarId": calendar_id, "eventCheckCursor": cursor}, merge=True
         )
+
+
+def record_mirror_rebuilt(calendar_id: str) -> None:
+    """Note when the busy-time mirror was last rebuilt from a full listing."""
+    with _firestore_call("record the mirror rebuild"):
+        _sync_ref(calendar_id).set(
+            {"calendarId": calendar_id, "mirrorRebuiltAt": datetime.now(UTC)}, merge=True
+        )

@@ -4,6 +4,7 @@ the stale headers, and the 503 with ``Retry-After`` when nothing can be served."
 from __future__ import annotations
 
 import math
+from datetime import UTC
 
 import flask
 
@@ -29,12 +30,12 @@ def _unavailable(cors: dict[str, str], ttl: float) -> flask.Response:
 def _answer(
     request: flask.Request, served: busy_slots.Served, cors: dict[str, str]
 ) -> flask.Response:
-    headers = {**cors, "ETag": served.payload.etag}
+    synced = served.synced_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    headers = {**cors, "ETag": served.payload.etag, "X-Classcal-Synced-At": synced}
     if served.stale:
         headers.update(
             {
                 "Cache-Control": "public, max-age=0",
-                "Age": str(int(served.age)),
                 "Warning": STALE_WARNING,
                 "X-Classcal-Stale": "true",
             }
@@ -65,7 +66,8 @@ def handle(request: flask.Request) -> flask.Response:
             400, error.message, reason=error.code, parameter=error.parameter, headers=cors
         )
     except ClasscalError:
-        return _unavailable(cors, config.list_cache_ttl_seconds)  # busy_slots logged why
+        # busy_slots logged why; a failure is remembered for the TTL.
+        return _unavailable(cors, config.list_cache_ttl_seconds)
     return _answer(request, served, cors)
 
 

@@ -16,7 +16,14 @@ from shared.core.encoding import json_bytes
 JSON_TYPE = "application/json"
 
 # Read by browsers from cross-origin responses only when listed (ETag is not safelisted).
-EXPOSED_HEADERS = ("ETag", "Age", "Warning", "Retry-After", "X-Classcal-Stale")
+EXPOSED_HEADERS = (
+    "ETag",
+    "Age",
+    "Warning",
+    "Retry-After",
+    "X-Classcal-Stale",
+    "X-Classcal-Synced-At",
+)
 PREFLIGHT_MAX_AGE_SECONDS = 3600  # browsers cap it lower anyway (Chromium: 2 h)
 
 
