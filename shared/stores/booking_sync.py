@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.core import intervals
 from shared.core.logs import get_logger
-from shared.stores import bookings
+from shared.stores import bookings, slots
 
 log = get_logger(__name__)
 
@@ -45,6 +46,19 @@ def booking_id_for_event(event_id: str) -> str | None:
     with bookings._store_errors("find the booking of an event"):
         found = [s.id for s in query.get(retry=bookings._read_retry(), timeout=5.0)]
     return found[0] if found else None
+
+
+def _move_claim(
+    transaction: Any, data: dict[str, Any], booking_id: str, start: Any, end: Any
+) -> dict[str, Any]:
+    record = data.get("slotClaim")
+    start, end = intervals.parse_instant(start), intervals.parse_instant(end)
+    if not isinstance(record, dict) or start is None or end is None or end <= start:
+        return {}
+    slots.release(transaction, slots.refs_of_record(record), booking_id)
+    calendar_id = str(record.get("calendarId"))
+    slots.claim(transaction, slots.day_refs(calendar_id, start, end), booking_id, start, end)
+    return {"slotClaim": slots.claim_record(calendar_id, start, end)}
 
 
 def apply_calendar_change(
@@ -97,6 +111,7 @@ def apply_calendar_change(
                 "cancellationReason": CANCELLED_IN_GOOGLE,
                 "cancelledAt": firestore.SERVER_TIMESTAMP,
                 "eventDeleted": True,  # Google deleted it: nothing left to remove
+                **bookings._release_slot(transaction, data, booking_id),
             }
         else:
             if start is not None and start != data.get("startTime"):
@@ -107,6 +122,11 @@ def apply_calendar_change(
                 updates["htmlLink"] = meet_link
         if not updates:
             return "unchanged"
+        if ("startTime" in updates or "endTime" in updates) and data.get("slotClaim"):
+            # The admin moved the class in Google: its claim follows (Google is the truth).
+            new_start = updates.get("startTime", data.get("startTime"))
+            new_end = updates.get("endTime", data.get("endTime"))
+            updates.update(_move_claim(transaction, data, booking_id, new_start, new_end))
         if updated is not None:
             updates["calendarEventUpdated"] = updated
             updates["calendarEventSequence"] = sequence
