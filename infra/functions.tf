@@ -12,8 +12,8 @@ locals {
   # grants a function anything.
   #   trigger       http: called over HTTPS; pubsub: pushed each message of `topic`
   #   public        callable by anyone (allUsers); otherwise only by its push subscription
-  #   firestore     none | readwrite
-  #   refresh_token read (access the newest version) | rotate (also add and disable versions)
+  #   firestore     none | read | readwrite
+  #   refresh_token none | read (access the newest version) | rotate (also add and disable versions)
   #   secrets       environment variables read from Secret Manager (secrets.tf)
   function_specs = {
     create_event = {
@@ -40,13 +40,14 @@ locals {
     }
 
     list_events = {
-      entry_point   = "list_events"
-      trigger       = "http"
-      topic         = null
-      public        = true
-      firestore     = "none"
-      refresh_token = "read"
-      secrets       = concat(["AUTH_GOOGLE_SECRET"], var.calendar_api_key_secret_id == "" ? [] : ["CALENDAR_API_KEY"])
+      entry_point = "list_events"
+      trigger     = "http"
+      topic       = null
+      public      = true
+      # Busy slots come from classcal's Firestore mirror: no Google token, no secret.
+      firestore     = "read"
+      refresh_token = "none"
+      secrets       = []
       environment   = { for k, v in { ALLOWED_ORIGINS = join(",", var.allowed_origins) } : k => v if v != "" }
       delivery      = null
       timeout       = 30

@@ -1,8 +1,10 @@
 # Who may do what. Every grant classcal makes is in this file; the table it follows
 # is function_specs in functions.tf.
 #
-#   function SA (one each)   Firestore: roles/datastore.user when firestore = readwrite
-#                            refresh-token secret: secretAccessor; oauth_callback also
+#   function SA (one each)   Firestore: roles/datastore.user when firestore = readwrite,
+#                              roles/datastore.viewer when read (list_events)
+#                            refresh-token secret: secretAccessor unless refresh_token = none;
+#                              oauth_callback also
 #                              the tokenRotator custom role (add, list, disable versions)
 #                            its `secrets` (AUTH_GOOGLE_SECRET, ...): secretAccessor on each
 #   invoker SA (one per event function)   roles/run.invoker on that function only
@@ -12,6 +14,7 @@
 locals {
   firestore_roles = {
     none      = []
+    read      = ["roles/datastore.viewer"]
     readwrite = ["roles/datastore.user"]
   }
 
@@ -52,9 +55,9 @@ resource "google_project_iam_member" "function" {
   member  = google_service_account.function[each.value.function].member
 }
 
-# Every function reads the refresh token to act as the admin in Google Calendar.
+# Every function that acts as the admin in Google Calendar reads the refresh token.
 resource "google_secret_manager_secret_iam_member" "refresh_token_reader" {
-  for_each = local.functions
+  for_each = { for name, f in local.functions : name => f if f.refresh_token != "none" }
 
   project   = var.project_id
   secret_id = google_secret_manager_secret.refresh_token.secret_id

@@ -29,12 +29,8 @@ resource "google_secret_manager_secret" "oauth_client" {
 }
 
 locals {
-  # Environment variable => the secret it is read from. CALENDAR_API_KEY's secret is the
-  # operator's own (calendar_api_key_secret_id), when they use one.
+  # Environment variable => the secret it is read from.
   secret_environment_sources = {
-    for env_name, secret_id in {
-      AUTH_GOOGLE_SECRET = google_secret_manager_secret.oauth_client.secret_id
-      CALENDAR_API_KEY   = var.calendar_api_key_secret_id
-    } : env_name => secret_id if secret_id != ""
+    AUTH_GOOGLE_SECRET = google_secret_manager_secret.oauth_client.secret_id
   }
 }

@@ -136,17 +136,6 @@ variable "oauth_client_secret_id" {
   }
 }
 
-variable "calendar_api_key_secret_id" {
-  type        = string
-  description = "Optional: an existing Secret Manager secret holding a Calendar API key (CALENDAR_API_KEY); list_events then reads a public calendar with it instead of the admin's token. Empty: not used."
-  default     = ""
-
-  validation {
-    condition     = var.calendar_api_key_secret_id == "" || can(regex("^[A-Za-z0-9_-]{1,255}$", var.calendar_api_key_secret_id))
-    error_message = "calendar_api_key_secret_id must be empty or a Secret Manager id."
-  }
-}
-
 variable "payments_publishers" {
   type        = list(string)
   description = "IAM members allowed to publish approved payments to the payments topic, e.g. the site's service account (serviceAccount:site@other-project.iam.gserviceaccount.com)."

@@ -60,8 +60,8 @@ class Needs:
     trigger: str  # "http", or "pubsub" for a CloudEvent function fed by `topic`
     topic: str | None
     public: bool
-    firestore: str  # "none" | "readwrite"
-    refresh_token: str  # "read" | "rotate"
+    firestore: str  # "none" | "read" | "readwrite"
+    refresh_token: str  # "none" | "read" | "rotate"
     secrets: frozenset[str]  # environment variables read from Secret Manager
 
 
@@ -69,14 +69,8 @@ NEEDS = {
     "create_event": Needs(
         "pubsub", "payments", False, "readwrite", "read", frozenset({"AUTH_GOOGLE_SECRET"})
     ),
-    "list_events": Needs(
-        "http",
-        None,
-        True,
-        "none",
-        "read",
-        frozenset({"AUTH_GOOGLE_SECRET", "CALENDAR_API_KEY"}),
-    ),
+    # Busy slots come from the Firestore mirror: read-only Firestore, no token, no secret.
+    "list_events": Needs("http", None, True, "read", "none", frozenset()),
     "oauth_callback": Needs(
         "http", None, True, "readwrite", "rotate", frozenset({"AUTH_GOOGLE_SECRET"})
     ),
@@ -94,7 +88,11 @@ NEEDS = {
 }
 
 # The most a need may be granted. Anything beyond fails the test.
-FIRESTORE_ROLES = {"none": set(), "readwrite": {"roles/datastore.user"}}
+FIRESTORE_ROLES = {
+    "none": set(),
+    "read": {"roles/datastore.viewer"},
+    "readwrite": {"roles/datastore.user"},
+}
 SECRET_READ_ROLE = "roles/secretmanager.secretAccessor"
 # Storing a token: add a version, see the others, disable them. Never destroy or enable.
 ROTATE_PERMISSIONS = {
@@ -361,7 +359,8 @@ def test_no_secret_is_a_plain_environment_variable(
         # Every secret a function gets comes from Secret Manager, and only those it needs.
         secrets = spec_secrets(spec)
         assert secrets <= NEEDS[name].secrets, name
-        assert "AUTH_GOOGLE_SECRET" in secrets, name
+        if NEEDS[name].refresh_token != "none":
+            assert "AUTH_GOOGLE_SECRET" in secrets, name
     assert {"GOOGLE_REDIRECT_URI", "CALENDAR_WEBHOOK_URL", "ALLOWED_ORIGINS"} <= plain
 
     for variable in sorted(plain):
@@ -376,8 +375,10 @@ def test_no_secret_is_a_plain_environment_variable(
     assert "SECRET|TOKEN|KEY" in extra_rules
 
     sources = expr(tf.locals["secret_environment_sources"])
-    assert "AUTH_GOOGLE_SECRET = google_secret_manager_secret.oauth_client.secret_id" in sources
-    assert "CALENDAR_API_KEY = var.calendar_api_key_secret_id" in sources
+    assert tf.locals["secret_environment_sources"] == {
+        "AUTH_GOOGLE_SECRET": "${google_secret_manager_secret.oauth_client.secret_id}"
+    }
+    assert "CALENDAR_API_KEY" not in sources  # busy slots never read Google any more
     function = module_tf.resource("google_cloudfunctions2_function", "this")
     service = function["service_config"][0]
     assert expr(service["environment_variables"]) == "var.environment"
@@ -399,11 +400,13 @@ def _functions_of(for_each: str, specs: dict[str, dict[str, Any]]) -> list[str]:
     if for_each == "local.functions":
         return list(specs)
     match = re.fullmatch(
-        r'\{for name, f in local\.functions : name => f if f\.(\w+) == "(\w+)"\}', for_each
+        r'\{for name, f in local\.functions : name => f if f\.(\w+) (==|!=) "(\w+)"\}', for_each
     )
     assert match, f"the test cannot read this for_each: {for_each}"
-    attribute, wanted = match.groups()
-    return [name for name, spec in specs.items() if spec[attribute] == wanted]
+    attribute, operator, wanted = match.groups()
+    return [
+        name for name, spec in specs.items() if (spec[attribute] == wanted) == (operator == "==")
+    ]
 
 
 def test_each_service_account_holds_only_what_its_function_needs(
@@ -459,15 +462,18 @@ def test_each_service_account_holds_only_what_its_function_needs(
     for function, need in NEEDS.items():
         allowed = {f"project {role}" for role in FIRESTORE_ROLES[need.firestore]}
         allowed |= {f"read {secret}" for secret in need.secrets}
-        allowed.add("read token")
+        if need.refresh_token != "none":
+            allowed.add("read token")
         if need.refresh_token == "rotate":
             allowed.add("rotate token")
         assert granted[function] <= allowed, function
         # ... and what it needs to work at all.
-        assert "read token" in granted[function], function
-        assert "read AUTH_GOOGLE_SECRET" in granted[function], function
+        if need.refresh_token != "none":
+            assert "read token" in granted[function], function
+            assert "read AUTH_GOOGLE_SECRET" in granted[function], function
     assert [f for f, g in granted.items() if "rotate token" in g] == ["oauth_callback"]
-    assert not any(g.startswith("project") for g in granted["list_events"])
+    # The public busy-slots function: Firestore read-only, and no secret of any kind.
+    assert granted["list_events"] == {"project roles/datastore.viewer"}
 
     # The accounts themselves: one per function, one invoker per event function.
     assert expr(tf.resource("google_service_account", "function")["for_each"]) == "local.functions"
@@ -545,6 +551,18 @@ def test_bundle_objects_are_named_by_their_content_hash(
     assert (INFRA / "../build").resolve() == package.ROOT / "build"
 
 
+def _shared_constants() -> dict[str, Any]:
+    """Module-level string constants of every module in shared/, by name."""
+    found: dict[str, Any] = {}
+    for path in sorted((ROOT / "shared").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                for target in node.targets:
+                    if isinstance(target, ast.Name) and isinstance(node.value.value, str):
+                        found.setdefault(target.id, node.value.value)
+    return found
+
+
 def _queries(path: Path) -> list[tuple[str, list[tuple[str, str]], list[tuple[str, str]]]]:
     """(collection, filters, orderings) of every Firestore query chain in a module."""
     tree = ast.parse(path.read_text())
@@ -566,7 +584,12 @@ def _queries(path: Path) -> list[tuple[str, list[tuple[str, str]], list[tuple[st
         if collection is None or not any(c.func.attr in ("where", "order_by") for c in calls):
             continue
         argument = collection.args[0]
-        name = constants.get(argument.id) if isinstance(argument, ast.Name) else argument.value
+        if isinstance(argument, ast.Name):
+            name = constants.get(argument.id)
+        elif isinstance(argument, ast.Attribute):  # bookings.BOOKINGS, from another store
+            name = _shared_constants().get(argument.attr)
+        else:
+            name = argument.value
         filters, orderings = [], []
         for call in reversed(calls):
             if call.func.attr == "where":
