@@ -16,6 +16,9 @@ class ClasscalError(Exception):
     """Base of every error classcal raises on purpose."""
 
     code = "error"
+    # Set once a line has said why (at the severity the error deserves): the ack/retry
+    # rule then does not say it again at WARNING, so one retry is one WARNING line.
+    logged = False
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)

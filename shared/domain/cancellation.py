@@ -82,6 +82,7 @@ def cancel(
                 f"cancellation waits: {error.message}",
                 extra={**context, "outcome": bookings.WAITING, "reason": error.code},
             )
+            error.logged = True
             raise
     bookings.complete_cancellation(booking_id, owner=owner, activity_id=activity_id_for(booking_id))
     log.info(

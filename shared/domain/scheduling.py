@@ -309,6 +309,7 @@ def _stop(
             severity = log.error
             message = f"classcal is misconfigured and waits for a fix: {error.message}"
     outcome.release_quietly(booking_id, owner, state, error.code, message, fields)
+    error.logged = True
     severity(
         f"scheduling stopped: {error.message}",
         extra={

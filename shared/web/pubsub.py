@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +35,34 @@ MAX_MESSAGE_BYTES = 64 * 1024  # a payment message is a few hundred bytes
 
 class RetryLater(Exception):
     """Raised to the framework so that Pub/Sub redelivers; its text is safe to log."""
+
+
+class _QuietRetries(logging.Filter):
+    """Drops the framework's own ``Exception on / [POST]`` record for a RetryLater.
+
+    functions-framework answers 500 (what makes Pub/Sub redeliver) only when the function
+    raises, and Flask then logs the exception with its traceback at ERROR: in Cloud
+    Logging every routine retry would land in Error Reporting as a crash. classcal has
+    already said why in one line; a real bug is logged with its traceback by ``run``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, RetryLater)
+
+
+_quiet = _QuietRetries()
+
+
+def _quiet_framework_logger(name: str) -> None:
+    loggers = [logging.getLogger(name)]
+    with contextlib.suppress(ImportError, RuntimeError):
+        import flask
+
+        loggers.append(flask.current_app.logger)  # the app functions-framework made
+    for logger in loggers:
+        if _quiet not in logger.filters:
+            logger.addFilter(_quiet)
 
 
 @dataclass(frozen=True)
@@ -99,6 +129,7 @@ def run(
     """
     event_id = getattr(cloud_event, "get", lambda _k: None)("id")
     context: dict[str, Any] = {"function": name, "event_id": event_id}
+    _quiet_framework_logger(name)
     try:
         message = pubsub_message(cloud_event)
         context["message_id"] = message.message_id
@@ -112,6 +143,8 @@ def run(
         return
     except (TransientError, ConfigError) as error:
         severity = log.error if isinstance(error, ConfigError) else log.warning
+        if error.logged:
+            severity = log.info  # the domain logged why, once, at its severity
         severity(
             f"will retry: {error.message}",
             extra={**context, "outcome": "retry", "reason": error.code},

@@ -1,0 +1,70 @@
+"""An expected retry is one WARNING line and a retryable status, never a traceback.
+
+create_event runs under a real functions-framework server (as Cloud Functions serves
+it), so what the framework itself logs is in its output too.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from localstack import processes
+from tests.conftest import CLIENT_ID, CLIENT_SECRET, PROJECT
+from tests.scheduling_support import payment, post, write_booking
+
+
+def _lines(server: processes.ManagedProcess) -> list[str]:
+    return server.log_path.read_text(errors="replace").splitlines()
+
+
+def test_redeliveries_for_google_503s_and_busy_bookings_log_no_traceback(
+    connected: dict[str, Any],
+    firestore: Any,
+    sandbox: Any,
+    firestore_emulator: processes.ManagedProcess,
+    sandbox_server: processes.ManagedProcess,
+    tmp_path: Path,
+) -> None:
+    server = processes.start_function(
+        "create_event",
+        {
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "FIRESTORE_EMULATOR_HOST": firestore_emulator.url,
+            "GOOGLE_SANDBOX_URL": sandbox_server.url,
+            "AUTH_GOOGLE_ID": CLIENT_ID,
+            "AUTH_GOOGLE_SECRET": CLIENT_SECRET,
+            "CALENDAR_ID": "primary",
+            "GOOGLE_API_RETRIES": "0",
+            "CONFERENCE_POLL_DELAYS": "0.01",
+            "LOG_LEVEL": "INFO",
+        },
+        tmp_path,
+        signature_type="cloudevent",
+    )
+    try:
+        sandbox.fault(method="POST", path=r"/events$", status=503, reason="backendError", count=3)
+        unavailable = write_booking(firestore)
+        busy = write_booking(
+            firestore,
+            schedulingLeaseOwner="another-delivery",
+            schedulingLeaseUntil=datetime.now(UTC) + timedelta(minutes=5),
+        )
+        statuses = [post(server.url, payment(unavailable.preference_id)) for _ in range(3)]
+        statuses += [post(server.url, payment(busy.preference_id)) for _ in range(2)]
+    finally:
+        server.stop()
+
+    assert statuses == [500] * 5  # retryable: Pub/Sub redelivers
+    lines = _lines(server)
+    assert not [line for line in lines if "Traceback" in line]
+    assert not [line for line in lines if "Exception on" in line]
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    warnings = [r for r in records if r.get("severity") == "WARNING"]
+    errors = [r for r in records if r.get("severity") in ("ERROR", "CRITICAL")]
+    assert errors == []
+    # One WARNING per delivery: the reason, said once.
+    assert len(warnings) == 5, warnings
+    assert {r.get("reason") for r in warnings} == {"google_unavailable", "booking_busy"}
