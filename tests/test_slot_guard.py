@@ -329,10 +329,10 @@ def test_a_class_moved_in_google_moves_its_claim(client: Any, firestore: Any, sa
     assert state(firestore, new_time.booking_id) == ("pending", "slot_taken")
 
 
-def test_the_claim_is_on_the_booking_and_its_days(
+def test_the_claim_is_on_the_booking_and_on_every_hour_it_touches(
     client: Any, firestore: Any, sandbox: Any
 ) -> None:
-    # 23:30 UTC for an hour: the class touches two UTC days, and claims both.
+    # 23:30 UTC for an hour: the class touches two UTC hours (and days), and claims both.
     start = next_class_start().replace(hour=23, minute=30)
     booking = write_booking(firestore, start=start)
 
@@ -340,9 +340,12 @@ def test_the_claim_is_on_the_booking_and_its_days(
 
     claim = read_booking(firestore, booking.booking_id)["slotClaim"]
     assert claim["calendarId"] == "primary"
-    assert len(claim["days"]) == 2
-    for day in claim["days"]:
-        data = firestore.document(f"calendars/primary/days/{day}").get().to_dict()
+    assert claim["hours"] == [
+        start.strftime("%Y-%m-%dT23"),
+        (start + timedelta(hours=1)).strftime("%Y-%m-%dT00"),
+    ]
+    for hour in claim["hours"]:
+        data = firestore.document(f"calendars/primary/claims/{hour}").get().to_dict()
         assert booking.booking_id in data["claims"]
 
 

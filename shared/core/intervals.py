@@ -53,3 +53,15 @@ def parse_instant(value: object) -> datetime | None:
         return parsed.astimezone(UTC)
     except OverflowError:
         return None
+
+
+def hours_touched(start: datetime, end: datetime) -> Iterator[str]:
+    """The UTC hours ``[start, end)`` touches, as ``YYYY-MM-DDTHH`` keys (at most a week)."""
+    first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    last = end.astimezone(UTC) - timedelta(microseconds=1)
+    hour = first
+    for _ in range(7 * 24):
+        yield hour.strftime("%Y-%m-%dT%H")
+        hour += timedelta(hours=1)
+        if hour > last:
+            return

@@ -29,7 +29,7 @@ from shared.core import cache, encoding
 from shared.core.config import Config, get_config
 from shared.core.errors import InvalidParameter, TransientError
 from shared.core.logs import get_logger
-from shared.stores import bookings, slots, sync_state
+from shared.stores import bookings, busy_time, slots, sync_state
 
 log = get_logger(__name__)
 
@@ -172,7 +172,7 @@ def read_horizon(config: Config, now: datetime | None = None) -> Horizon:
             extra={"reason": MirrorNotReady.code, "calendar_id": config.calendar_id},
         )
         raise MirrorNotReady("the calendar has not been synced yet")
-    found = slots.slots_of(slots.read_days(config.calendar_id, first, last))
+    found = busy_time.slots_of(busy_time.read_days(config.calendar_id, first, last))
     holds = bookings.live_holds(config.hold_minutes, now)
     taken = {s.booking_id for s in found if s.booking_id}
     found.extend(h for h in holds if h.booking_id not in taken)

@@ -26,7 +26,7 @@ from shared.core.errors import GoogleUnavailable
 from shared.core.logs import get_logger
 from shared.domain import event_shape
 from shared.google import calendar
-from shared.stores import slots, sync_state
+from shared.stores import busy_time, slots, sync_state
 
 log = get_logger(__name__)
 
@@ -74,7 +74,7 @@ def busy_interval(event: Mapping[str, Any], zone: ZoneInfo) -> tuple[datetime, d
     return start, end
 
 
-def busy_of(event: Mapping[str, Any], zone: ZoneInfo) -> slots.Busy | None:
+def busy_of(event: Mapping[str, Any], zone: ZoneInfo) -> busy_time.Busy | None:
     """The event as a mirrored interval; None when it blocks no time or is malformed."""
     key = event.get("id")
     if not isinstance(key, str) or not key or "/" in key or len(key) > 1024:
@@ -86,7 +86,7 @@ def busy_of(event: Mapping[str, Any], zone: ZoneInfo) -> slots.Busy | None:
     if interval is None or interval[1] <= interval[0]:
         return None
     series = event.get("recurringEventId")
-    return slots.Busy(
+    return busy_time.Busy(
         key=key,
         start=interval[0].astimezone(UTC),
         end=interval[1].astimezone(UTC),
@@ -130,7 +130,7 @@ def rebuild() -> int:
     items = _list({**_window(), "singleEvents": True, "showDeleted": False})
     busy = [b for b in (busy_of(e, config.timezone) for e in items) if b is not None]
     first, _ = slots.horizon(datetime.now(UTC), config.mirror_horizon_days)
-    slots.rebuild(calendar_id, busy, since=first)
+    busy_time.rebuild(calendar_id, busy, since=first)
     sync_state.record_mirror_rebuilt(calendar_id)
     log.info("calendar mirror rebuilt", extra={"calendar_id": calendar_id, "busy": len(busy)})
     return len(busy)
@@ -161,17 +161,17 @@ def apply_changes(events: Iterable[Mapping[str, Any]]) -> int:
                 continue
             done_series.add(master_id)
             if event.get("status") == "cancelled" and is_master:
-                slots.replace(calendar_id, [key], master_id, [])
+                busy_time.replace(calendar_id, [key], master_id, [])
             else:
                 source = event if is_master else {"iCalUID": event.get("iCalUID")}
                 instances = _series_instances(source)
                 busy = [b for b in (busy_of(i, config.timezone) for i in instances) if b]
-                slots.replace(calendar_id, [key], master_id, busy)
+                busy_time.replace(calendar_id, [key], master_id, busy)
         elif event.get("status") == "cancelled":
             # A tombstone may carry nothing but its id (and its series may be gone too).
-            slots.replace(calendar_id, [key], key, [])
+            busy_time.replace(calendar_id, [key], key, [])
         else:
             found = busy_of(event, config.timezone)
-            slots.replace(calendar_id, [key], None, [found] if found else [])
+            busy_time.replace(calendar_id, [key], None, [found] if found else [])
         applied += 1
     return applied

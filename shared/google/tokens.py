@@ -218,13 +218,40 @@ class _AdminCredentials:
         self._version = stored.version
 
 
+def _single_refresh_class() -> type:
+    """google-auth Credentials whose refresh runs once however many threads ask.
+
+    The credentials are shared by every thread of an instance, and google-auth refreshes
+    without a lock: eight deliveries arriving at once on a new instance would each ask
+    Google for an access token. Here the first refreshes, the others wait for it and use
+    its token; a thread whose token Google rejected (401) still gets a new one.
+    """
+    global _SingleRefresh
+    if _SingleRefresh is None:
+        from google.oauth2.credentials import Credentials
+
+        class SingleRefreshCredentials(Credentials):  # type: ignore[misc]
+            _refresh_lock = threading.Lock()
+
+            def refresh(self, request: Any) -> None:
+                seen = self.token
+                with self._refresh_lock:
+                    if self.token != seen and self.valid:
+                        return  # another thread refreshed while this one waited
+                    super().refresh(request)
+
+        _SingleRefresh = SingleRefreshCredentials
+    return _SingleRefresh
+
+
+_SingleRefresh: type | None = None
+
+
 def credentials_for(refresh_token: str | None, access_token: str | None = None) -> Credentials:
     """The admin's credentials for a refresh token: the one place they are built, so the
     functions and the connection check use the same client, token URI and scope."""
-    from google.oauth2.credentials import Credentials
-
     config = get_config()
-    return Credentials(
+    return _single_refresh_class()(
         token=access_token,
         refresh_token=refresh_token,
         client_id=config.require("AUTH_GOOGLE_ID"),

@@ -57,7 +57,7 @@ def _move_claim(
         return {}
     slots.release(transaction, slots.refs_of_record(record), booking_id)
     calendar_id = str(record.get("calendarId"))
-    slots.claim(transaction, slots.day_refs(calendar_id, start, end), booking_id, start, end)
+    slots.claim(transaction, slots.claim_refs(calendar_id, start, end), booking_id, start, end)
     return {"slotClaim": slots.claim_record(calendar_id, start, end)}
 
 
@@ -111,7 +111,7 @@ def apply_calendar_change(
                 "cancellationReason": CANCELLED_IN_GOOGLE,
                 "cancelledAt": firestore.SERVER_TIMESTAMP,
                 "eventDeleted": True,  # Google deleted it: nothing left to remove
-                **bookings._release_slot(transaction, data, booking_id),
+                **slots.release_claim_of(transaction, data, booking_id),
             }
         else:
             if start is not None and start != data.get("startTime"):

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from shared.core.errors import BookingBusy, BookingNotFound, InvalidBooking
+from shared.core import intervals
+from shared.core.errors import BookingBusy, BookingNotFound, InvalidBooking, StoreUnavailable
 from shared.core.logs import get_logger
 from shared.stores import db, slots
 from shared.stores.leases import LeaseFields
@@ -199,8 +200,8 @@ def claim_for_scheduling(
     """Take the booking's lease to schedule it, recording the payment and the price.
 
     A scheduled, completed or cancelled booking is returned untouched (its state says
-    which). BookingBusy when another delivery holds an unexpired lease.
-    ``price`` None keeps the booking's own ``classPrice``.
+    which). BookingBusy when another delivery holds an unexpired lease. ``price`` None
+    keeps the booking's own ``classPrice``.
 
     With a ``guard``, the same transaction first decides whether the booking's time is
     free on its calendar (see ``shared.stores.slots``): free, the booking claims it
@@ -211,6 +212,16 @@ def claim_for_scheduling(
     from google.cloud import firestore
 
     ref = _booking_ref(booking_id)
+    checkouts: list[Any] = []
+    seen_times: tuple[Any, Any] | None = None
+    if guard is not None:
+        with _store_errors("read the booking"):
+            before = ref.get(retry=_read_retry(), timeout=READ_DEADLINE_SECONDS).to_dict() or {}
+        seen_times = (before.get("startTime"), before.get("endTime"))
+        start = intervals.parse_instant(seen_times[0])
+        end = intervals.parse_instant(seen_times[1])
+        if start is not None and end is not None and end > start:
+            checkouts = slots.overlapping_checkouts(_client(), BOOKINGS, booking_id, start, end)
 
     def body(transaction: Any) -> Claim:
         snapshot = ref.get(transaction=transaction)
@@ -225,8 +236,10 @@ def claim_for_scheduling(
         now = _now()
         if LEASE.held_by_another(data, owner, now):
             raise BookingBusy(f"booking {booking_id} is being worked on by another delivery")
+        if guard is not None and (data.get("startTime"), data.get("endTime")) != seen_times:
+            raise StoreUnavailable(f"booking {booking_id} changed its time while being checked")
         guarded = (
-            slots.guard(transaction, _client(), BOOKINGS, snapshot, guard, now) if guard else {}
+            slots.guard(transaction, _client(), snapshot, guard, now, checkouts) if guard else {}
         )
         if guarded.get("slotTaken") is not None:
             taken = guarded["slotTaken"]
@@ -291,7 +304,7 @@ def release_lease(
             transaction.update(ref, updates)
             return False
         if state == FAILED:
-            updates.update(_release_slot(transaction, data, booking_id))
+            updates.update(slots.release_claim_of(transaction, data, booking_id))
         updates.update(
             {
                 **(fields or {}),
@@ -360,17 +373,6 @@ def complete_scheduling(
     return _transact("write the scheduled booking", body)
 
 
-def _release_slot(transaction: Any, data: Mapping[str, Any], booking_id: str) -> dict[str, Any]:
-    """Free the booking's claimed time (a write only); the field to clear on the booking."""
-    from google.cloud import firestore
-
-    record = data.get("slotClaim")
-    if not isinstance(record, dict):
-        return {}
-    slots.release(transaction, slots.refs_of_record(record), booking_id)
-    return {"slotClaim": firestore.DELETE_FIELD}
-
-
 # --- cancellation ---
 
 
@@ -408,7 +410,7 @@ def claim_for_cancellation(
         updates: dict[str, Any] = {
             **payment_fields,
             **_take_lease(data, booking_id, owner, lease_seconds, now),
-            **_release_slot(transaction, data, booking_id),
+            **slots.release_claim_of(transaction, data, booking_id),
             "status": CANCELLED,
             "eventDeleted": False,
         }
