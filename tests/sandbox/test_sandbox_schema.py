@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox import fields
-from sandbox.schema import DiscoverySchema
+from sandbox.core import fields
+from sandbox.core.schema import DiscoverySchema
 
 CALENDAR = DiscoverySchema.bundled("calendar", "v3")
 

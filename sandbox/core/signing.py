@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from sandbox import timeutil
+from sandbox.core import timeutil
 
 
 def b64url(data: bytes) -> str:

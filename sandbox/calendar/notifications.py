@@ -12,14 +12,17 @@ import http.client
 import ipaddress
 import logging
 import queue
+import re
+import secrets
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sandbox import timeutil
-from sandbox.state import State
+from sandbox.calendar.errors import CalendarError
+from sandbox.core import timeutil
+from sandbox.core.stats import Stats
 
 LOGGER = logging.getLogger(__name__)
 
@@ -27,6 +30,8 @@ LOGGER = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 RETRY_DELAYS = (0.2, 0.5, 1.0)
 DELIVERY_TIMEOUT = 5.0
+CHANNEL_TTL = timedelta(days=7)
+_CHANNEL_ID_RE = re.compile(r"^[A-Za-z0-9\-_+/=]{1,64}$")
 
 
 def is_loopback_url(address: str) -> bool:
@@ -78,16 +83,81 @@ class Channel:
         }
 
 
+@dataclass(frozen=True)
+class ChannelRequest:
+    """A validated events.watch body."""
+
+    id: str
+    address: str
+    token: str | None
+    expiration: datetime
+    params: dict[str, str]
+
+    def open_on(self, calendar_id: str, owner: str) -> Channel:
+        quoted = urllib.parse.quote(calendar_id, safe="")
+        return Channel(
+            id=self.id,
+            resource_id=secrets.token_urlsafe(20)[:27],
+            resource_uri=f"https://www.googleapis.com/calendar/v3/calendars/{quoted}/events?alt=json",
+            calendar_id=calendar_id,
+            owner=owner,
+            address=self.address,
+            token=self.token,
+            expiration=self.expiration,
+            params=self.params,
+        )
+
+
+def channel_request(body: dict[str, Any]) -> ChannelRequest:
+    """The Channel resource of an events.watch body, checked as Google checks it."""
+    channel_id = body.get("id") or ""
+    if not _CHANNEL_ID_RE.match(channel_id):
+        raise CalendarError(400, "invalid", f"Invalid channel id: {channel_id!r}")
+    if body.get("type") not in ("web_hook", "webhook"):
+        raise CalendarError(400, "invalid", f"Unknown channel type: {body.get('type')!r}")
+    address = body.get("address") or ""
+    scheme = urllib.parse.urlsplit(address).scheme
+    # The one relaxation: Google takes https only; the sandbox also takes http to loopback.
+    if not (scheme == "https" or (scheme == "http" and is_loopback_url(address))):
+        raise CalendarError(
+            400, "push.webhookUrlNotHttps", f"WebHook callback must be HTTPS: {address}"
+        )
+    token = body.get("token")
+    if token is not None and len(token) > 256:
+        raise CalendarError(400, "invalid", "Channel token is longer than 256 characters.")
+    expiration = _channel_expiration(body)
+    return ChannelRequest(channel_id, address, token, expiration, dict(body.get("params") or {}))
+
+
+def _channel_expiration(body: dict[str, Any]) -> datetime:
+    latest = timeutil.now() + CHANNEL_TTL
+    wanted: datetime | None = None
+    if body.get("expiration") is not None:
+        try:
+            wanted = timeutil.from_millis(int(body["expiration"]))
+        except (TypeError, ValueError) as exc:
+            raise CalendarError(400, "invalid", "Invalid channel expiration.") from exc
+    ttl = (body.get("params") or {}).get("ttl")
+    if ttl is not None:
+        try:
+            wanted = timeutil.now() + timedelta(seconds=int(ttl))
+        except ValueError as exc:
+            raise CalendarError(400, "invalid", "Invalid ttl parameter.") from exc
+    # An earlier expiration is honoured; a later one is cut to the maximum.
+    return min(wanted, latest) if wanted is not None else latest
+
+
 class Notifier:
     """Owns the channels and sends their notifications."""
 
-    def __init__(self, state: State) -> None:
-        self.state = state
+    def __init__(self, lock: threading.RLock, stats: Stats) -> None:
+        self.lock = lock  # the Calendar backend's: channels change with its state
+        self.stats = stats
         self.channels: dict[str, Channel] = {}
 
     def open(self, channel: Channel) -> None:
         """Register a channel and queue its `sync` message (number 1)."""
-        with self.state.lock:
+        with self.lock:
             self.channels[channel.id] = channel
             self._enqueue(channel, "sync")
         channel.thread = threading.Thread(
@@ -97,22 +167,22 @@ class Notifier:
 
     def changed(self, calendar_id: str) -> None:
         """Something changed in a calendar's events: tell every live channel on it."""
-        with self.state.lock:
+        with self.lock:
             for channel in self.channels.values():
                 if channel.calendar_id == calendar_id and channel.active():
                     self._enqueue(channel, "exists")
 
     def find(self, channel_id: str) -> Channel | None:
-        with self.state.lock:
+        with self.lock:
             return self.channels.get(channel_id)
 
     def stop(self, channel: Channel) -> None:
-        with self.state.lock:
+        with self.lock:
             channel.stopped.set()
             self.channels.pop(channel.id, None)
 
     def stop_all(self) -> None:
-        with self.state.lock:
+        with self.lock:
             channels = list(self.channels.values())
             self.channels.clear()
         for channel in channels:
@@ -122,7 +192,7 @@ class Notifier:
                 channel.thread.join(timeout=0.5)
 
     def describe(self) -> list[dict[str, Any]]:
-        with self.state.lock:
+        with self.lock:
             return [channel.describe() for channel in self.channels.values()]
 
     def _enqueue(self, channel: Channel, resource_state: str) -> None:
@@ -197,6 +267,6 @@ class Notifier:
 
     def _record(self, channel: Channel, entry: dict[str, Any], outcome: str) -> None:
         entry["outcome"] = outcome
-        with self.state.lock:
+        with self.lock:
             channel.log.append(entry)
-            self.state.stats.notifications[outcome] += 1
+        self.stats.count("notifications", outcome)

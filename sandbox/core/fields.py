@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sandbox.schema import DiscoverySchema
+from sandbox.core.schema import DiscoverySchema
 
 Selection = dict[str, "Selection | None"]
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from sandbox.timeutil import zone as load_zone
+from sandbox.core.timeutil import zone as load_zone
 
 # Expansion stops here for rules with neither COUNT nor UNTIL and no window end.
 MAX_INSTANCES = 1000

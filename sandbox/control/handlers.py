@@ -1,0 +1,192 @@
+"""The control endpoints' handlers: check the body, act on the backends."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sandbox.calendar import render as calendar_render
+from sandbox.calendar.backend import KEEP
+from sandbox.calendar.models import DEFAULT_TIME_ZONE, ConferenceSettings
+from sandbox.control.backend import ControlBackend
+from sandbox.control.errors import ControlError
+from sandbox.core import timeutil
+from sandbox.core.faults import Fault
+from sandbox.core.routing import ApiRequest, Reply
+from sandbox.oauth import render as oauth_render
+from sandbox.oauth.models import OAuthKnobs
+
+_OAUTH_KNOBS = {"omit_refresh_token", "access_token_ttl", "id_token"}
+
+
+def _body(req: ApiRequest) -> dict[str, Any]:
+    return req.json_body(lambda message: ControlError(400, message))
+
+
+def _required_str(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise ControlError(400, f"{name!r} is required (a non-empty string)")
+    return value
+
+
+def health(backend: ControlBackend, req: ApiRequest) -> Reply:
+    return Reply({"status": "ok"})
+
+
+def reset(backend: ControlBackend, req: ApiRequest) -> Reply:
+    backend.reset()
+    return Reply({"reset": True})
+
+
+def register_client(backend: ControlBackend, req: ApiRequest) -> Reply:
+    body = _body(req)
+    client_id = _required_str(body, "client_id")
+    secret = _required_str(body, "client_secret")
+    uris = body.get("redirect_uris") or []
+    if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
+        raise ControlError(400, "'redirect_uris' must be a list of strings")
+    backend.oauth.register_client(client_id, secret, uris)
+    return Reply({"client_id": client_id, "redirect_uris": uris})
+
+
+def issue_token(backend: ControlBackend, req: ApiRequest) -> Reply:
+    body = _body(req)
+    email = _required_str(body, "email")
+    client_id = _required_str(body, "client_id")
+    scope = body.get("scope")
+    if not scope or not isinstance(scope, str | list):
+        raise ControlError(400, "'scope' is required (a space-separated string or a list)")
+    if not backend.oauth.has_client(client_id):
+        raise ControlError(404, f"client {client_id!r} is not registered")
+    return Reply(oauth_render.token_response(backend.oauth.issue_offline(email, client_id, scope)))
+
+
+def put_calendar(backend: ControlBackend, req: ApiRequest) -> Reply:
+    body = _body(req)
+    calendar_id = _required_str(body, "id")
+    owner = body.get("owner") or calendar_id
+    time_zone = body.get("timeZone") or DEFAULT_TIME_ZONE
+    try:
+        timeutil.zone(time_zone)
+    except ValueError as exc:
+        raise ControlError(400, str(exc)) from exc
+    calendar = backend.calendar.put_calendar(
+        calendar_id,
+        owner,
+        time_zone,
+        public=body.get("public", KEEP),
+        summary=body.get("summary", KEEP),
+    )
+    return Reply(
+        {
+            "id": calendar.id,
+            "owner": calendar.owner,
+            "public": calendar.public,
+            "timeZone": calendar.time_zone,
+            "summary": calendar.summary,
+        }
+    )
+
+
+def set_conference(backend: ControlBackend, req: ApiRequest) -> Reply:
+    body = _body(req)
+    pending_reads = body.get("pending_reads", 0)
+    outcome = body.get("outcome", "success")
+    if not isinstance(pending_reads, int) or pending_reads < 0:
+        raise ControlError(400, "'pending_reads' must be a non-negative integer")
+    if outcome not in ("success", "failure"):
+        raise ControlError(400, "'outcome' must be 'success' or 'failure'")
+    backend.calendar.set_conference_settings(ConferenceSettings(pending_reads, outcome))
+    return Reply({"pending_reads": pending_reads, "outcome": outcome})
+
+
+def set_oauth(backend: ControlBackend, req: ApiRequest) -> Reply:
+    body = _body(req)
+    unknown = set(body) - _OAUTH_KNOBS
+    if unknown:
+        raise ControlError(
+            400, f"unknown OAuth knobs {sorted(unknown)}; known: {sorted(_OAUTH_KNOBS)}"
+        )
+    knobs = OAuthKnobs(
+        omit_refresh_token=bool(body.get("omit_refresh_token", False)),
+        access_token_ttl=int(body.get("access_token_ttl", OAuthKnobs().access_token_ttl)),
+        id_token=dict(body.get("id_token") or {}),
+    )
+    backend.oauth.set_knobs(knobs)
+    return Reply(
+        {
+            "omit_refresh_token": knobs.omit_refresh_token,
+            "access_token_ttl": knobs.access_token_ttl,
+            "id_token": knobs.id_token,
+        }
+    )
+
+
+def expire_sync_tokens(backend: ControlBackend, req: ApiRequest) -> Reply:
+    body = _body(req)
+    return Reply({"expired": backend.calendar.expire_sync_tokens(body.get("calendar"))})
+
+
+def add_fault(backend: ControlBackend, req: ApiRequest) -> Reply:
+    body = _body(req)
+    path = body.get("path", "")
+    try:
+        re.compile(path)
+    except (re.error, TypeError) as exc:
+        raise ControlError(400, f"'path' is not a valid regex: {exc}") from exc
+    status = int(body.get("status") or 0)
+    delay = body.get("delay")
+    if status == 0 and not delay:
+        raise ControlError(400, "a fault needs a 'status', a 'delay' or both")
+    if status and not 400 <= status <= 599:
+        raise ControlError(400, "'status' must be an HTTP error status (400-599)")
+    probability = body.get("probability")
+    if probability is not None and not 0 <= float(probability) <= 1:
+        raise ControlError(400, "'probability' must be between 0 and 1")
+    # Absent count: one fault (unlimited with a probability). An explicit null: unlimited.
+    count = body.get("count", None if probability is not None else 1)
+    if count is not None and int(count) < 1:
+        raise ControlError(400, "'count' must be at least 1")
+    fault = Fault(
+        method=body.get("method") or None,
+        path=path,
+        status=status,
+        reason=body.get("reason"),
+        message=body.get("message"),
+        remaining=int(count) if count is not None else None,
+        probability=float(probability) if probability is not None else None,
+        commit=bool(body.get("commit", False)),
+        delay=float(delay) if delay else None,
+    )
+    backend.faults.add(fault)
+    return Reply(fault.describe())
+
+
+def list_faults(backend: ControlBackend, req: ApiRequest) -> Reply:
+    return Reply({"faults": backend.faults.describe()})
+
+
+def clear_faults(backend: ControlBackend, req: ApiRequest) -> Reply:
+    backend.faults.clear()
+    return Reply({"faults": []})
+
+
+def stats(backend: ControlBackend, req: ApiRequest) -> Reply:
+    return Reply(backend.stats.snapshot())
+
+
+def events(backend: ControlBackend, req: ApiRequest) -> Reply:
+    calendar_id = req.args.get("calendar")
+    if not calendar_id:
+        raise ControlError(400, "'calendar' query parameter is required")
+    items = []
+    for view, extras in backend.calendar.dump(calendar_id):
+        rendered = calendar_render.event(view)
+        rendered["sandbox"] = extras
+        items.append(rendered)
+    return Reply({"calendar": calendar_id, "items": items})
+
+
+def channels(backend: ControlBackend, req: ApiRequest) -> Reply:
+    return Reply({"channels": backend.calendar.channels()})
