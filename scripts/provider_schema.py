@@ -23,9 +23,9 @@ jsii assembly, ``package/.jsii`` inside ``_jsii/provider-google@<version>.jsii.t
 
 ``load()`` downloads the pinned wheel with pip (only from the package index; ``--no-deps``,
 hash-checked, never installed), turns it into a small JSON schema and caches that under
-.venv-tools/provider-schema/, keyed by the requirements file and this file's format; later
-runs read only the cache. ``python scripts/provider_schema.py`` builds the cache and says
-where it is.
+.venv-tools/provider-schema/ (or $PROVIDER_SCHEMA_CACHE), keyed by the requirements file
+and this file's format; later runs read only the cache. ``python scripts/provider_schema.py``
+builds the cache and says where it is.
 """
 
 from __future__ import annotations
@@ -74,8 +74,10 @@ def requirement() -> str:
 
 
 def cache_path() -> Path:
+    """Where the schema of this pin and format is cached (PROVIDER_SCHEMA_CACHE: elsewhere)."""
+    folder = Path(os.environ.get("PROVIDER_SCHEMA_CACHE") or CACHE)
     key = hashlib.sha256(REQUIREMENTS.read_bytes() + f"format {FORMAT}".encode()).hexdigest()
-    return CACHE / f"google-{key[:16]}.json"
+    return folder / f"google-{key[:16]}.json"
 
 
 def load() -> dict[str, Any]:

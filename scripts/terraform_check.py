@@ -18,6 +18,7 @@ and exits 1 when there are any.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import sys
 from collections.abc import Iterator
@@ -69,9 +70,9 @@ class Module:
     expressions: list[tuple[str, str, Any]] = field(default_factory=list)
 
 
-def _shown(path: Path) -> str:
+def _shown(path: Path, base: Path = ROOT) -> str:
     try:
-        return str(path.resolve().relative_to(ROOT))
+        return str(path.resolve().relative_to(base.resolve()))
     except ValueError:
         return str(path)
 
@@ -80,11 +81,21 @@ def _blocks(value: Any) -> list[dict[str, Any]]:
     return value if isinstance(value, list) else [value]
 
 
-def read_module(folder: Path) -> Module:
+@functools.lru_cache(maxsize=128)
+def _parse(text: str) -> dict[str, Any]:
+    """A file's HCL as python-hcl2 reads it; the same text is parsed once (read it only)."""
+    return hcl2.loads(text, serialization_options=HCL)
+
+
+def parse_cache_clear() -> None:
+    _parse.cache_clear()
+
+
+def read_module(folder: Path, base: Path = ROOT) -> Module:
     module = Module(folder)
     for path in sorted(folder.glob("*.tf")):
-        shown = _shown(path)
-        parsed = hcl2.loads(path.read_text(), serialization_options=HCL)
+        shown = _shown(path, base)
+        parsed = _parse(path.read_text())
         for kind, store, prefix in (
             ("resource", module.resources, ""),
             ("data", module.data, "data."),
@@ -137,9 +148,11 @@ def _hint(name: str, known: Any) -> str:
 
 
 class Checker:
-    def __init__(self, schema: dict[str, Any]) -> None:
+    def __init__(self, schema: dict[str, Any], base: Path = ROOT) -> None:
         self.schema = schema
+        self.base = base
         self.problems: list[Problem] = []
+        self.checked: list[str] = []  # the address of every block checked against the schema
         self.modules: dict[Path, Module] = {}
 
     def problem(self, file: str, path: str, message: str) -> None:
@@ -208,13 +221,14 @@ class Checker:
         folder = folder.resolve()
         if folder in self.modules:
             return self.modules[folder]
-        mod = self.modules[folder] = read_module(folder)
+        mod = self.modules[folder] = read_module(folder, self.base)
         for (type_, name), (file, body) in sorted(mod.resources.items()):
             self.typed(file, type_, name, body, self.schema["resources"], "resource", "")
         for (type_, name), (file, body) in sorted(mod.data.items()):
             self.typed(file, type_, name, body, self.schema["data_sources"], "data source", "data.")
         for file, name, body in mod.providers:
             if name == "google":
+                self.checked.append("provider.google")
                 self.body(file, "provider.google", body, self.schema["provider"]["args"], set())
         called: dict[str, Module] = {}
         for name, (file, body) in sorted(mod.calls.items()):
@@ -241,6 +255,7 @@ class Checker:
             self.problem(file, address, f"unknown {what} type {type_}{_hint(type_, known)}")
             return
         meta = RESOURCE_META | (RESOURCE_ONLY_META if not prefix else set())
+        self.checked.append(address)
         self.body(file, address, body, known[type_]["args"], meta)
 
     def call(self, file: str, folder: Path, name: str, body: dict[str, Any]) -> Module | None:
@@ -355,11 +370,11 @@ def _expressions(path: str, value: Any) -> Iterator[tuple[str, str]]:
             yield path, expression
 
 
-def check(folder: Path, schema: dict[str, Any]) -> list[Problem]:
-    """Every problem of ``folder`` and of the local modules it calls."""
-    checker = Checker(schema)
+def check(folder: Path, schema: dict[str, Any], base: Path = ROOT) -> Checker:
+    """The problems of ``folder`` and of the local modules it calls (files shown from base)."""
+    checker = Checker(schema, base)
     checker.module(folder)
-    return checker.problems
+    return checker
 
 
 def main(argv: list[str]) -> int:
@@ -372,7 +387,7 @@ def main(argv: list[str]) -> int:
     except provider_schema.SchemaUnavailable as error:
         print(error, file=sys.stderr)
         return 2
-    problems = check(folder, schema)
+    problems = check(folder, schema).problems
     for problem in problems:
         print(problem)
     print(
