@@ -87,15 +87,17 @@ def load() -> dict[str, Any]:
         schema = build(download())
         path.parent.mkdir(parents=True, exist_ok=True)
         for stale in path.parent.glob("google-*.json"):
-            stale.unlink()
+            if stale != path:  # another pin's or format's schema
+                stale.unlink(missing_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as out:
             json.dump(schema, out, separators=(",", ":"), sort_keys=True)
+        os.chmod(out.name, 0o644)
         os.replace(out.name, path)
     return json.loads(path.read_text())
 
 
-def download() -> tuple[dict[str, Any], dict[str, str]]:
-    """(the jsii assembly, the bundled JavaScript by file) of the pinned wheel."""
+def download() -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """(the jsii assembly, the getter names of its classes) of the pinned wheel."""
     with tempfile.TemporaryDirectory(prefix="provider-schema-") as folder:
         command = [
             sys.executable,
@@ -123,12 +125,12 @@ def download() -> tuple[dict[str, Any], dict[str, str]]:
         return read_wheel(wheels[0])
 
 
-def read_wheel(wheel: Path) -> tuple[dict[str, Any], dict[str, str]]:
+def read_wheel(wheel: Path) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
     with zipfile.ZipFile(wheel) as archive:
         [member] = [n for n in archive.namelist() if n.endswith(".jsii.tgz")]
         tgz = archive.read(member)
     assembly: dict[str, Any] | None = None
-    scripts: dict[str, str] = {}
+    getters: dict[str, dict[str, str]] = {}
     with tarfile.open(fileobj=io.BytesIO(tgz), mode="r:gz") as tar:
         for entry in tar:
             if entry.name == "package/.jsii" or (
@@ -141,10 +143,11 @@ def read_wheel(wheel: Path) -> tuple[dict[str, Any], dict[str, str]]:
                 if entry.name == "package/.jsii":
                     assembly = json.loads(data)
                 else:
-                    scripts[entry.name] = data.decode()
+                    # Read as it streams by: its 300 MB are never held at once.
+                    _add_getter_names(getters, data.decode())
     if assembly is None:
         raise SchemaUnavailable(f"{wheel.name} has no package/.jsii")
-    return assembly, scripts
+    return assembly, getters
 
 
 # --- the assembly -> the schema -----------------------------------------------------
@@ -180,27 +183,23 @@ def _struct_of(type_ref: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _getter_names(scripts: dict[str, str]) -> dict[str, dict[str, str]]:
-    """Class name => {getter: Terraform name}, from the bundled JavaScript."""
-    names: dict[str, dict[str, str]] = {}
-    for text in scripts.values():
-        starts = list(JS_CLASS.finditer(text))
-        for i, start in enumerate(starts):
-            end = starts[i + 1].start() if i + 1 < len(starts) else len(text)
-            body = text[start.end() : end]
-            found = names.setdefault(start[1], {})
-            for pattern in (JS_GETTER, JS_COMPLEX):
-                for getter, tf_name in pattern.findall(body):
-                    found.setdefault(getter, tf_name)
-    return names
+def _add_getter_names(names: dict[str, dict[str, str]], text: str) -> None:
+    """Adds class name => {getter: Terraform name} from one file of the bundled JavaScript."""
+    starts = list(JS_CLASS.finditer(text))
+    for i, start in enumerate(starts):
+        end = starts[i + 1].start() if i + 1 < len(starts) else len(text)
+        body = text[start.end() : end]
+        found = names.setdefault(start[1], {})
+        for pattern in (JS_GETTER, JS_COMPLEX):
+            for getter, tf_name in pattern.findall(body):
+                found.setdefault(getter, tf_name)
 
 
-def build(source: tuple[dict[str, Any], dict[str, str]]) -> dict[str, Any]:
-    assembly, scripts = source
+def build(source: tuple[dict[str, Any], dict[str, dict[str, str]]]) -> dict[str, Any]:
+    assembly, getters = source
     types: dict[str, dict[str, Any]] = {
         fqn[len(PREFIX) :]: t for fqn, t in assembly["types"].items() if fqn.startswith(PREFIX)
     }
-    getters = _getter_names(scripts)
     versions: set[str] = set()
     structs: dict[str, dict[str, list[Any]]] = {}
     objects: dict[str, dict[str, str | None]] = {}
