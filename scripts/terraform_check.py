@@ -313,7 +313,7 @@ class Checker:
                 return  # inside a primitive, a map or a list of strings
             attrs = self.schema["objects"][obj]
             if attribute not in attrs:
-                on = f"{type_}.{name}" if first else "the block"
+                on = f"{ref['data'] or ''}{type_}.{name}" if first else "the block"
                 self.problem(
                     file,
                     path,

@@ -221,6 +221,27 @@ PLANTED = {
             " (did you mean google_cloud_run_v2_service_iam_member?)"
         ],
     ),
+    "unknown provider argument": (
+        "infra/versions.tf",
+        [("  default_labels = var.labels", "  default_label = var.labels")],
+        [
+            "infra/versions.tf: provider.google.default_label: unknown argument"
+            " (did you mean default_labels?)"
+        ],
+    ),
+    "unknown data source argument and attribute": (
+        "infra/pubsub.tf",
+        [
+            ("  project_id = var.project_id\n}", "  project = var.project_id\n}"),
+            ("data.google_project.this.number", "data.google_project.this.numbr"),
+        ],
+        [
+            "infra/pubsub.tf: data.google_project.this.project: unknown argument"
+            " (did you mean project_id?)",
+            "infra/pubsub.tf: locals.pubsub_service_agent: data.google_project.this.numbr:"
+            " data.google_project.this has no attribute numbr (did you mean number?)",
+        ],
+    ),
     "unknown module argument": (
         FUNCTIONS_TF,
         [
