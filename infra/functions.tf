@@ -199,6 +199,8 @@ module "function" {
   timeout_seconds = each.value.timeout
   max_instances   = each.value.max_instances
   memory          = each.value.memory
+  # Warm instances only where a person waits for the answer; Pub/Sub push retries anyway.
+  min_instances = each.value.public ? var.min_instances : 0
 
   pubsub_trigger = each.value.trigger != "pubsub" ? null : {
     topic                 = local.topics[each.value.topic]

@@ -209,6 +209,17 @@ variable "log_level" {
   }
 }
 
+variable "min_instances" {
+  type        = number
+  description = "Instances of each public function (list_events, oauth_callback, calendar_webhook) kept running: 0 scales to zero and the first request after idling waits for a cold start; 1 or more removes that wait and is billed while idle (docs/terraform.md). The event functions always scale to zero."
+  default     = 0
+
+  validation {
+    condition     = var.min_instances >= 0 && floor(var.min_instances) == var.min_instances
+    error_message = "min_instances must be a whole number, 0 or more."
+  }
+}
+
 variable "extra_environment" {
   type        = map(string)
   description = "More settings for every function, e.g. EVENT_SUMMARY or RECONCILE_GRACE_MINUTES (README's configuration table). Never a secret."

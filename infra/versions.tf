@@ -4,9 +4,9 @@ terraform {
   required_providers {
     google = {
       source = "hashicorp/google"
-      # 6.14 has every argument used here (build_config.service_account, the Firestore
-      # TTL field, Cloud Run v2 IAM); a 7.x release may rename them.
-      version = "~> 6.14"
+      # 6.50.x only: tests/test_infra_schema.py checks infra/ against the 6.50.0 schema
+      # (scripts/provider-schema-requirements.txt). Move both together: docs/terraform.md.
+      version = "~> 6.50.0"
     }
   }
 }

@@ -316,6 +316,24 @@ def test_the_module_deploys_python312_with_the_trigger_it_is_given(
     assert push["push_config"][0]["push_endpoint"].endswith("/topics/${local.topic_name}")
 
 
+def test_min_instances_keeps_only_the_public_functions_warm_and_defaults_to_zero(
+    tf: Terraform, module_tf: Terraform
+) -> None:
+    # Scale to zero unless asked: a warm instance removes the cold start and is billed idle.
+    assert tf.variables["min_instances"]["default"] == 0
+    assert module_tf.variables["min_instances"]["default"] == 0
+    for variables in (tf.variables, module_tf.variables):
+        [validation] = variables["min_instances"]["validation"]
+        assert "var.min_instances >= 0" in expr(validation["condition"])
+    [module] = [m for m in tf.modules.values() if m["source"] == "./modules/cloud_function"]
+    assert expr(module["min_instances"]) == "each.value.public ? var.min_instances : 0"
+    function = module_tf.resource("google_cloudfunctions2_function", "this")
+    assert expr(function["service_config"][0]["min_instance_count"]) == "var.min_instances"
+    # More warm instances than may run at once stops the plan.
+    [precondition] = function["lifecycle"][0]["precondition"]
+    assert expr(precondition["condition"]) == "var.min_instances <= var.max_instances"
+
+
 def test_only_the_http_endpoints_are_public(
     tf: Terraform, module_tf: Terraform, specs: dict[str, dict[str, Any]]
 ) -> None:

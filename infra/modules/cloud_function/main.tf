@@ -42,7 +42,7 @@ resource "google_cloudfunctions2_function" "this" {
     service_account_email          = var.service_account_email
     ingress_settings               = var.ingress
     all_traffic_on_latest_revision = true
-    min_instance_count             = 0
+    min_instance_count             = var.min_instances
     max_instance_count             = var.max_instances
     available_memory               = var.memory
     timeout_seconds                = var.timeout_seconds
@@ -57,6 +57,13 @@ resource "google_cloudfunctions2_function" "this" {
         # Read when an instance starts: a new client secret reaches new instances.
         version = "latest"
       }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.min_instances <= var.max_instances
+      error_message = "min_instances (${var.min_instances}) of ${var.name} must not exceed max_instances (${var.max_instances})."
     }
   }
 }

@@ -89,6 +89,17 @@ variable "max_instances" {
   default     = 5
 }
 
+variable "min_instances" {
+  type        = number
+  description = "Instances kept running even without traffic (no cold start for them; billed while idle). 0: scale to zero."
+  default     = 0
+
+  validation {
+    condition     = var.min_instances >= 0 && floor(var.min_instances) == var.min_instances
+    error_message = "min_instances must be a whole number, 0 or more."
+  }
+}
+
 variable "memory" {
   type        = string
   description = "Memory of one instance, e.g. 256Mi."

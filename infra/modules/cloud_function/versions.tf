@@ -3,8 +3,9 @@ terraform {
 
   required_providers {
     google = {
-      source  = "hashicorp/google"
-      version = "~> 6.14"
+      source = "hashicorp/google"
+      # The release infra/versions.tf pins (and the schema check knows).
+      version = "~> 6.50.0"
     }
   }
 }
