@@ -9,6 +9,7 @@ them through ``Config.require`` then fails with the variable's name.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -53,6 +54,7 @@ class Config:
     channel_renew_before_hours: float
     channel_ttl_hours: float
     reconcile_grace_minutes: int
+    guest_changes_topic: str | None
 
     def require(self, name: str) -> str:
         """The value of an optional variable that this code path needs."""
@@ -163,6 +165,15 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
     return value
 
 
+def _topic(env: Mapping[str, str], name: str) -> str | None:
+    value = _text(env, name)
+    if value is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9._~+%-]{2,254}", value) or value.startswith("goog"):
+        raise ConfigError(f"{name} must be a Pub/Sub topic name, got {value!r}")
+    return value
+
+
 def from_env(env: Mapping[str, str]) -> Config:
     """Parse and validate every variable; raise ConfigError naming the first bad one."""
     base_url = _url(env, "BASE_URL")
@@ -202,6 +213,7 @@ def from_env(env: Mapping[str, str]) -> Config:
         channel_renew_before_hours=_float(env, "CHANNEL_RENEW_BEFORE_HOURS", 24.0, 0.0, 24 * 30),
         channel_ttl_hours=_float(env, "CHANNEL_TTL_HOURS", 24.0 * 7, 0.01, 24 * 30),
         reconcile_grace_minutes=_int(env, "RECONCILE_GRACE_MINUTES", 10, 0, 7 * 24 * 60),
+        guest_changes_topic=_topic(env, "GUEST_CHANGES_TOPIC"),
     )
 
 

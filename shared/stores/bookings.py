@@ -20,7 +20,7 @@ in ``shared.domain.scheduling``; this module only stores and reads.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -377,8 +377,15 @@ def claim_for_cancellation(
     return _transact("cancel the booking", body)
 
 
-def complete_cancellation(booking_id: str, *, owner: str, activity_id: str) -> None:
-    """Record that the booking's event is gone and mark its user activity cancelled."""
+def complete_cancellation(
+    booking_id: str,
+    *,
+    owner: str,
+    activity_id: str,
+    guest_activity_ids: Sequence[str] = (),
+) -> None:
+    """Record that the booking's event is gone and mark its user activity cancelled,
+    with the activities of its guests (``guest_activity_ids``) in the same transaction."""
     from google.cloud import firestore
 
     ref = _booking_ref(booking_id)
@@ -386,6 +393,7 @@ def complete_cancellation(booking_id: str, *, owner: str, activity_id: str) -> N
 
     def body(transaction: Any) -> None:
         snapshot, activity_snapshot = _get_both(ref, activity_ref, transaction)
+        guests = read_activities(guest_activity_ids, transaction)
         if not snapshot.exists:
             return
         data = snapshot.to_dict() or {}
@@ -404,8 +412,30 @@ def complete_cancellation(booking_id: str, *, owner: str, activity_id: str) -> N
             transaction.update(
                 activity_ref, {"status": CANCELLED, "cancelledAt": firestore.SERVER_TIMESTAMP}
             )
+        cancel_activities(guests, transaction)
 
     _transact("finish the cancellation", body)
+
+
+def read_activities(activity_ids: Sequence[str], transaction: Any) -> list[Any]:
+    """User activities read inside ``transaction`` (reads come before any write)."""
+    if not activity_ids:
+        return []
+    refs = [_activity_ref(a) for a in activity_ids]
+    return list(_client().get_all(refs, transaction=transaction))
+
+
+def cancel_activities(snapshots: Sequence[Any], transaction: Any) -> None:
+    """Mark the read activities cancelled, those that exist and are not yet."""
+    from google.cloud import firestore
+
+    for snapshot in snapshots:
+        data = snapshot.to_dict() if snapshot.exists else None
+        if data is not None and data.get("status") != CANCELLED:
+            transaction.update(
+                snapshot.reference,
+                {"status": CANCELLED, "cancelledAt": firestore.SERVER_TIMESTAMP},
+            )
 
 
 # --- other payment statuses ---
