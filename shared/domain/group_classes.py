@@ -230,18 +230,19 @@ def wrong_code_rule(now: datetime, *, wrong: bool) -> Any:
 
 
 def email_spellings(email: str) -> list[str]:
-    """Spellings of an address to look up (Firestore compares exactly): as given, lower
-    case, lower-cased domain, capitalised; the match itself ignores case."""
+    """Spellings of an address to look up, at most 30 (Firestore compares exactly, and an
+    ``in`` filter takes 30 values): the local part and the domain each as given, lower,
+    upper, capitalised and title-cased. The match itself then ignores case; an address
+    stored in another mix of cases (``aNa@...``) is not found."""
     local, _, domain = email.partition("@")
-    spellings = [
-        email,
-        email.lower(),
-        f"{local}@{domain.lower()}",
-        email.upper(),
-        f"{local.capitalize()}@{domain.lower()}",
-        f"{local.title()}@{domain.lower()}",
-    ]
-    return list(dict.fromkeys(spellings))
+
+    def forms(part: str) -> list[str]:
+        return list(
+            dict.fromkeys([part, part.lower(), part.upper(), part.capitalize(), part.title()])
+        )
+
+    spellings = [email] + [f"{a}@{b}" for a in forms(local) for b in forms(domain)]
+    return list(dict.fromkeys(spellings))[:30]
 
 
 # --- the requests -------------------------------------------------------------------

@@ -39,7 +39,10 @@ def plan(data: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     """(guest id -> email to invite, guest id -> email to remove) from the booking."""
     invite: dict[str, str] = {}
     remove: dict[str, str] = {}
-    for guest_id, entry in (data.get("guestInvitations") or {}).items():
+    entries = (data.get("guestInvitations") or {}).items()
+    # In the order the guests changed: who joined first is invited first.
+    ordered = sorted(entries, key=lambda item: _change_number(item[1]))
+    for guest_id, entry in ordered:
         if not isinstance(entry, dict) or not isinstance(entry.get("email"), str):
             continue
         if entry.get("state") == rules.WAITING:
@@ -47,6 +50,11 @@ def plan(data: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
         elif entry.get("state") == rules.REMOVING:
             remove[guest_id] = entry["email"]
     return invite, remove
+
+
+def _change_number(entry: Any) -> int:
+    value = entry.get("change") if isinstance(entry, dict) else None
+    return value if isinstance(value, int) else 0
 
 
 def attendees_after(

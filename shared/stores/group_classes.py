@@ -1,10 +1,11 @@
 """Firestore calls of group classes: guests joining and leaving, their invitations, guessing.
 
-A guest's join or leave is one transaction over the booking (``virtualClasses``) and the
+A guest's join or leave is one atomic write of the booking (``virtualClasses``) and the
 guest's user activity (``userActivities``): ``change_membership`` reads both, asks the
 caller's ``decide`` (a rule of ``shared.domain.group_classes``, given plain values) what
-to write, and writes it, so twenty students asking for the last two seats at once get
-exactly two seats. Wrong access codes are counted per user in ``joinAttempts``.
+to write, and commits it only over the version it read, so twenty students asking for
+the last two seats at once get exactly two seats. Wrong access codes are counted per
+user in ``joinAttempts``.
 
 The Calendar side (``claim_guest_sync`` / ``finish_guest_sync``) takes the booking's
 guest lease, so one worker at a time makes a class's invitations; the booking's
@@ -18,14 +19,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from shared.core.errors import BookingBusy, InvalidBooking
+from shared.core import retry
+from shared.core.errors import BookingBusy, InvalidBooking, StoreUnavailable
 from shared.stores import bookings
 from shared.stores.leases import LeaseFields
 
 ATTEMPTS = "joinAttempts"
 GUEST_LEASE = LeaseFields("guestSyncLease")
-# Twenty joins on one class serialise on its document: give the transaction room.
-JOIN_TRANSACTION_ATTEMPTS = 20
+# Twenty students on one class's last seats: each loser of a round reads again.
+MEMBERSHIP_ATTEMPTS = 40
 
 T = TypeVar("T")
 
@@ -50,12 +52,26 @@ class GuestClaim:
     data: dict[str, Any]
 
 
-def _transact(what: str, body: Callable[[Any], T], attempts: int = 5) -> T:
+def _transact(what: str, body: Callable[[Any], T], attempts: int = 5, rounds: int = 1) -> T:
+    """``body`` in a transaction; on contention (every attempt aborted) wait a little,
+    with jitter, and try again, up to ``rounds`` times: twenty students on one class's
+    last seats must all get an answer, not a 503."""
+    from google.api_core import exceptions
     from google.cloud import firestore
 
     client = bookings._client()
     with bookings._store_errors(what):
-        return firestore.transactional(body)(client.transaction(max_attempts=attempts))
+        for round_ in range(rounds):
+            try:
+                return firestore.transactional(body)(client.transaction(max_attempts=attempts))
+            except (exceptions.Aborted, ValueError) as error:
+                aborted = isinstance(error, exceptions.Aborted) or isinstance(
+                    error.__cause__, exceptions.Aborted
+                )
+                if not aborted or round_ == rounds - 1:
+                    raise
+                retry.sleep(retry.CONTENTION.delay(round_))
+    raise AssertionError("unreachable")
 
 
 # --- finding the class and the student -----------------------------------------------
@@ -115,7 +131,7 @@ def record_guess(
             transaction.set(ref, {"failures": keep, "expiresAt": latest + timedelta(hours=2)})
         return answer
 
-    return _transact("count a wrong access code", body, attempts=JOIN_TRANSACTION_ATTEMPTS)
+    return _transact("count a wrong access code", body, rounds=3)
 
 
 # --- joining and leaving ----------------------------------------------------------------
@@ -126,30 +142,57 @@ def change_membership(
     activity_id: str,
     decide: Callable[[dict[str, Any], dict[str, Any] | None], Change],
 ) -> Any:
-    """One join or leave: ``decide(booking, activity)`` inside a transaction, then its
-    writes. An exception from ``decide`` writes nothing and reaches the caller."""
+    """One join or leave: ``decide(booking, activity)`` on what is stored, then its writes
+    in one batch that commits only if the booking is still as it was read.
+
+    That precondition (the booking's update time) is what makes a seat go exactly once:
+    of twenty students writing over one version of the booking, one commits and the
+    others read it again and decide again. No lock is held while deciding, so a crowd on
+    one class's last seats gets answers, not lock timeouts. The activity is written only
+    beside a booking write, so reading it outside the batch is safe. An exception from
+    ``decide`` writes nothing and reaches the caller.
+    """
+    from google.api_core import exceptions
     from google.cloud import firestore
 
+    client = bookings._client()
     ref = bookings._booking_ref(booking_id)
     activity_ref = bookings._activity_ref(activity_id)
-
-    def body(transaction: Any) -> Any:
-        snapshot, activity_snapshot = bookings._get_both(ref, activity_ref, transaction)
-        if not snapshot.exists:
-            raise InvalidBooking(f"booking {booking_id} was deleted", code="booking_missing")
-        activity = activity_snapshot.to_dict() if activity_snapshot.exists else None
-        change = decide(snapshot.to_dict() or {}, activity)
-        if change.booking:
-            transaction.update(
-                ref, {**change.booking, "guestsUpdatedAt": firestore.SERVER_TIMESTAMP}
+    with bookings._store_errors("join or leave the class"):
+        for attempt in range(MEMBERSHIP_ATTEMPTS):
+            snapshot = ref.get(retry=bookings._read_retry(), timeout=5.0)
+            if not snapshot.exists:
+                raise InvalidBooking(f"booking {booking_id} was deleted", code="booking_missing")
+            activity_snapshot = activity_ref.get(retry=bookings._read_retry(), timeout=5.0)
+            activity = activity_snapshot.to_dict() if activity_snapshot.exists else None
+            change = decide(snapshot.to_dict() or {}, activity)
+            if not change.booking:
+                return change.value
+            batch = client.batch()
+            batch.update(
+                ref,
+                {**change.booking, "guestsUpdatedAt": firestore.SERVER_TIMESTAMP},
+                option=client.write_option(last_update_time=snapshot.update_time),
             )
-        if change.create_activity is not None and activity is None:
-            transaction.create(activity_ref, dict(change.create_activity))
-        elif change.update_activity and activity is not None:
-            transaction.update(activity_ref, dict(change.update_activity))
-        return change.value
-
-    return _transact("join or leave the class", body, attempts=JOIN_TRANSACTION_ATTEMPTS)
+            if activity is None and change.create_activity is not None:
+                batch.create(activity_ref, dict(change.create_activity))
+            elif activity is not None and change.update_activity:
+                batch.update(
+                    activity_ref,
+                    dict(change.update_activity),
+                    option=client.write_option(last_update_time=activity_snapshot.update_time),
+                )
+            try:
+                batch.commit(timeout=10.0)
+            except (exceptions.FailedPrecondition, exceptions.AlreadyExists, exceptions.Aborted):
+                # Someone else changed the class first: read it again and decide again.
+                retry.sleep(retry.CONTENTION.delay(attempt))
+                continue
+            return change.value
+    raise StoreUnavailable(
+        f"the class {booking_id} kept changing while {MEMBERSHIP_ATTEMPTS} joins were tried",
+        code="class_contended",
+    )
 
 
 # --- the Calendar side ------------------------------------------------------------------
