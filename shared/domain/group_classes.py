@@ -4,7 +4,8 @@ The rules, on plain values: who the student is (the ``users`` document with the 
 token's verified email), which class a code opens (trimmed, upper-cased), when a seat
 may be taken (``grupal``, ``scheduled``, not started, ``currentParticipants <
 maxParticipants``), and how many wrong codes a user may try (``MAX_WRONG_CODES`` an
-hour). The seat is taken in one transaction over the booking and the guest's activity
+hour). The seat is taken by one write of the booking and the guest's activity that
+commits only over the booking's version it was decided on
 (``shared.stores.group_classes.change_membership``), so it is taken exactly once.
 
 A join or leave changes nothing in Google Calendar here: it records the guest's wanted
