@@ -107,6 +107,40 @@ def test_a_guest_joins_and_becomes_an_attendee_of_the_event(
     assert booking["guestSyncPending"] is False
 
 
+def test_other_attendees_and_their_answers_are_kept(
+    client: Any, inviter: Any, firestore: Any, sandbox: Any
+) -> None:
+    from tests.calendar_sync_support import admin_calendar
+
+    group = scheduled_group_class(firestore, seats=4)
+    admin = admin_calendar(sandbox)
+    # The admin added a co-teacher by hand, who accepted; the host accepted too.
+    admin.events().patch(
+        calendarId="primary",
+        eventId=group.event_id,
+        body={
+            "attendees": [
+                {"email": STUDENT_EMAIL, "responseStatus": "accepted"},
+                {"email": "coteacher@school.test", "responseStatus": "accepted"},
+            ]
+        },
+    ).execute()
+    ana = student(firestore, sandbox, "ana")
+
+    assert call(client, ana.token, {"accessCode": group.code}).status_code == 200
+    assert nudge(inviter, group.booking_id) == 200
+    assert attendee_emails(sandbox, group.event_id) == [
+        STUDENT_EMAIL,
+        "coteacher@school.test",
+        ana.email,
+    ]
+    assert call(client, ana.token, {"accessCode": group.code}, method="DELETE").status_code == 200
+    assert nudge(inviter, group.booking_id) == 200
+
+    kept = [(a["email"], a["responseStatus"]) for a in event(sandbox, group.event_id)["attendees"]]
+    assert kept == [(STUDENT_EMAIL, "accepted"), ("coteacher@school.test", "accepted")]
+
+
 def test_joining_again_or_the_host_joining_changes_nothing(
     client: Any, firestore: Any, sandbox: Any
 ) -> None:
