@@ -69,3 +69,18 @@ resource "google_firestore_index" "bookings_scheduled_by_end" {
 
   depends_on = [google_firestore_database.main]
 }
+
+# Wrong access codes a user tried (join_class counts ten an hour): each document expires
+# two hours after its last wrong code.
+resource "google_firestore_field" "join_attempts_ttl" {
+  project    = var.project_id
+  database   = local.firestore_database
+  collection = "joinAttempts"
+  field      = "expiresAt"
+
+  ttl_config {}
+
+  index_config {}
+
+  depends_on = [google_firestore_database.main]
+}

@@ -8,13 +8,15 @@ locals {
   discovered_functions = toset([for f in fileset(local.functions_root, "*/main.py") : dirname(f)])
 
   # What each function is, how it is called and what it may touch. iam.tf turns
-  # `public`, `firestore`, `refresh_token` and `secrets` into bindings; nothing else
-  # grants a function anything.
+  # `public`, `firestore`, `refresh_token`, `secrets` and `publishes` into bindings;
+  # nothing else grants a function anything.
   #   trigger       http: called over HTTPS; pubsub: pushed each message of `topic`
   #   public        callable by anyone (allUsers); otherwise only by its push subscription
   #   firestore     none | read | readwrite
-  #   refresh_token none | read (access the newest version) | rotate (also add and disable versions)
+  #   refresh_token none (never acts in Google) | read (access the newest version)
+  #                 | rotate (also add and disable versions)
   #   secrets       environment variables read from Secret Manager (secrets.tf)
+  #   publishes     topics it may publish to (roles/pubsub.publisher on each, nothing else)
   function_specs = {
     create_event = {
       entry_point   = "create_event"
@@ -24,6 +26,7 @@ locals {
       firestore     = "readwrite"
       refresh_token = "read"
       secrets       = ["AUTH_GOOGLE_SECRET"]
+      publishes     = []
       environment   = {}
       # Retries back off, then the message is dead-lettered (README says how to recover it).
       delivery = {
@@ -48,6 +51,7 @@ locals {
       firestore     = "read"
       refresh_token = "none"
       secrets       = []
+      publishes     = []
       environment   = { for k, v in { ALLOWED_ORIGINS = join(",", var.allowed_origins) } : k => v if v != "" }
       delivery      = null
       timeout       = 30
@@ -63,6 +67,7 @@ locals {
       firestore     = "readwrite"
       refresh_token = "rotate"
       secrets       = ["AUTH_GOOGLE_SECRET"]
+      publishes     = []
       environment   = { GOOGLE_REDIRECT_URI = local.google_redirect_uri }
       delivery      = null
       timeout       = 60
@@ -78,8 +83,59 @@ locals {
       firestore     = "readwrite"
       refresh_token = "read"
       secrets       = ["AUTH_GOOGLE_SECRET"]
+      publishes     = []
       environment   = {}
       delivery      = null
+      timeout       = 120
+      max_instances = 5
+      memory        = "512Mi"
+    }
+
+    # The school's site: a student joins or leaves a group class with its access code.
+    # Firestore only: it records the change, then nudges guest_invitations (the one
+    # topic it may publish to); it never holds the school's Google token or any secret.
+    join_class = {
+      entry_point   = "join_class"
+      trigger       = "http"
+      topic         = null
+      public        = true
+      firestore     = "readwrite"
+      refresh_token = "none"
+      secrets       = []
+      publishes     = ["guest-changes"]
+      environment = {
+        for k, v in {
+          ALLOWED_ORIGINS     = join(",", var.allowed_origins)
+          GUEST_CHANGES_TOPIC = google_pubsub_topic.guest_changes.name
+        } : k => v if v != ""
+      }
+      delivery      = null
+      timeout       = 30
+      max_instances = 20
+      memory        = "256Mi"
+    }
+
+    # Private: makes a group class's guests attendees of its Calendar event (and removes
+    # those who left), with the school's token, for each nudge on guest-changes.
+    guest_invitations = {
+      entry_point   = "guest_invitations"
+      trigger       = "pubsub"
+      topic         = "guest-changes"
+      public        = false
+      firestore     = "readwrite"
+      refresh_token = "read"
+      secrets       = ["AUTH_GOOGLE_SECRET"]
+      publishes     = []
+      environment   = {}
+      # A nudge only names a booking: after the attempts it is dead-lettered, and the
+      # hourly maintenance run makes whatever the booking still has pending.
+      delivery = {
+        max_attempts      = 10
+        dead_letter_topic = "guest-changes-dead-letter"
+        min_backoff       = 10
+        max_backoff       = 300
+        retention         = "86400s"
+      }
       timeout       = 120
       max_instances = 5
       memory        = "512Mi"
@@ -93,6 +149,7 @@ locals {
       firestore     = "readwrite"
       refresh_token = "read"
       secrets       = ["AUTH_GOOGLE_SECRET"]
+      publishes     = []
       environment   = { CALENDAR_WEBHOOK_URL = "${local.functions_base_url}/calendar_webhook" }
       # A failed run is retried a few times; the next scheduled run does the same work anyway.
       delivery = {
@@ -112,9 +169,11 @@ locals {
 
   # Topic name => id, spelled out from the name so plans show it before the topic exists.
   topics = {
-    "payments"             = "projects/${var.project_id}/topics/${google_pubsub_topic.payments.name}"
-    "payments-dead-letter" = "projects/${var.project_id}/topics/${google_pubsub_topic.payments_dead_letter.name}"
-    "calendar-maintenance" = "projects/${var.project_id}/topics/${google_pubsub_topic.calendar_maintenance.name}"
+    "payments"                  = "projects/${var.project_id}/topics/${google_pubsub_topic.payments.name}"
+    "payments-dead-letter"      = "projects/${var.project_id}/topics/${google_pubsub_topic.payments_dead_letter.name}"
+    "calendar-maintenance"      = "projects/${var.project_id}/topics/${google_pubsub_topic.calendar_maintenance.name}"
+    "guest-changes"             = "projects/${var.project_id}/topics/${google_pubsub_topic.guest_changes.name}"
+    "guest-changes-dead-letter" = "projects/${var.project_id}/topics/${google_pubsub_topic.guest_changes_dead_letter.name}"
   }
 
   # A 2nd gen function's cloudfunctions.net URL is known before it exists, which breaks

@@ -18,6 +18,11 @@ output "busy_slots_url" {
   value       = "${local.functions_base_url}/list_events"
 }
 
+output "join_class_url" {
+  description = "The school's site POSTs (join) and DELETEs (leave) a group class's access code here."
+  value       = "${local.functions_base_url}/join_class"
+}
+
 output "calendar_webhook_url" {
   description = "Where Google Calendar pushes change notifications (set on the watch channel by calendar_maintenance)."
   value       = "${local.functions_base_url}/calendar_webhook"

@@ -7,6 +7,12 @@
 #                              payments-dead-letter --> payments-dead-letter-hold (kept 7 days)
 #
 #   Cloud Scheduler --> calendar-maintenance --push--> calendar_maintenance
+#
+#   join_class --> guest-changes --push--> guest_invitations
+#                     |  after 10 failed deliveries
+#                     v
+#              guest-changes-dead-letter --> guest-changes-dead-letter-hold (kept 7 days;
+#              calendar_maintenance makes what is pending anyway)
 
 data "google_project" "this" {
   project_id = var.project_id
@@ -84,4 +90,43 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_source" {
   subscription = module.function[each.key].subscription_name
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_service_agent
+}
+
+# Nudges from join_class: "a group class's guests changed". A nudge names a booking
+# only; the booking holds what is wanted, so an old one is harmless and a lost one is
+# made up by maintenance.
+resource "google_pubsub_topic" "guest_changes" {
+  project                    = var.project_id
+  name                       = "guest-changes"
+  message_retention_duration = "86400s"
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_pubsub_topic" "guest_changes_dead_letter" {
+  project                    = var.project_id
+  name                       = "guest-changes-dead-letter"
+  message_retention_duration = "604800s"
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_pubsub_subscription" "guest_changes_dead_letter_hold" {
+  project                    = var.project_id
+  name                       = "guest-changes-dead-letter-hold"
+  topic                      = google_pubsub_topic.guest_changes_dead_letter.id
+  ack_deadline_seconds       = 60
+  message_retention_duration = "604800s"
+  retain_acked_messages      = false
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+resource "google_pubsub_topic_iam_member" "guest_changes_dead_letter_publisher" {
+  project = var.project_id
+  topic   = google_pubsub_topic.guest_changes_dead_letter.name
+  role    = "roles/pubsub.publisher"
+  member  = local.pubsub_service_agent
 }

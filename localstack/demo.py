@@ -8,6 +8,9 @@
 5. The public busy-slots endpoint shows the new slot.
 6. The admin moves the class in Google Calendar; the sandbox's push notification
    reaches the webhook and the booking follows.
+7. A group class is booked and paid; two students join it with its access code through
+   the public join_class function (signed in with Google: ID tokens the sandbox signs),
+   and guest_invitations makes both attendees of its event in the sandbox's calendar.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ def connect_admin(stack: Stack) -> str:
     return ADMIN_EMAIL
 
 
-def _write_booking(stack: Stack) -> tuple[str, str]:
+def _write_booking(stack: Stack, **fields: Any) -> tuple[str, str]:
     from google.cloud import firestore
 
     client = firestore.Client(project=processes.PROJECT)
@@ -104,6 +107,7 @@ def _write_booking(stack: Stack) -> tuple[str, str]:
             "learningFocus": "conversation",
             "classPrice": 15000,
             "status": "pending",
+            **fields,
         }
     )
     return booking_id, preference_id
@@ -156,6 +160,75 @@ def run(stack: Stack) -> None:
         print("6. the admin moves the class one hour later, in Google Calendar ...", flush=True)
         moved = _move_in_google_calendar(stack, booking_id, booking)
         print(f"   the booking followed: starts {moved.isoformat()}", flush=True)
+
+    if {"join_class", "guest_invitations"} <= stack.functions.keys():
+        _group_class(stack)
+
+
+GUESTS = ("bea.guest@example.test", "carlos.guest@example.test")
+
+
+def _group_class(stack: Stack) -> None:
+    from google.cloud import firestore
+
+    from sandbox.control import SandboxControl
+
+    print("7. a group class for three is booked and paid ...", flush=True)
+    start = (datetime.now(UTC) + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    booking_id, preference_id = _write_booking(
+        stack,
+        classType="grupal",
+        maxParticipants=3,
+        startTime=start,
+        endTime=start + timedelta(hours=1),
+    )
+    payment = {"preferenceId": preference_id, "status": "approved", "paymentId": "demo-2"}
+    stack.pubsub_client.publish("payments", [json.dumps(payment).encode()])
+    booking = _wait_for_booking(booking_id)
+    print("   scheduled; its access code goes to two students", flush=True)
+    assert stack.sandbox is not None
+    control = SandboxControl(stack.sandbox.url)
+    client = firestore.Client(project=processes.PROJECT)
+    for email in GUESTS:
+        user_id = f"guest-{uuid.uuid4().hex[:8]}"
+        client.collection("users").document(user_id).set({"email": email})
+        # The school's site signs the student in with Google; the sandbox signs the token.
+        token = control.issue_token(
+            email, CLIENT_ID, ["openid", "https://www.googleapis.com/auth/userinfo.email"]
+        )["id_token"]
+        answer = requests.post(
+            stack.functions["join_class"].url,
+            json={"accessCode": booking["accessCode"]},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        if answer.status_code != 200:
+            raise DemoFailed(f"join_class answered HTTP {answer.status_code}: {answer.text}")
+        seats = answer.json()
+        print(
+            f"   {email} joined: {seats['currentParticipants']} of {seats['maxParticipants']}",
+            flush=True,
+        )
+    attendees = _wait_for_attendees(control, booking["googleEventId"], set(GUESTS))
+    print(f"   attendees of the class's event in the sandbox: {', '.join(attendees)}", flush=True)
+
+
+def _wait_for_attendees(
+    control: Any, event_id: str, wanted: set[str], timeout: float = 60.0
+) -> list[str]:
+    deadline = time.monotonic() + timeout
+    emails: list[str] = []
+    while time.monotonic() < deadline:
+        for event in control.events(ADMIN_EMAIL):
+            if event["id"] == event_id:
+                emails = [a["email"] for a in event.get("attendees", [])]
+        if wanted <= set(emails):
+            return emails
+        time.sleep(0.5)
+    raise DemoFailed(
+        f"the guests were not attendees of the event within {timeout:.0f} s "
+        f"(attendees: {emails}; see the guest_invitations log)"
+    )
 
 
 def _live_channel(control: Any, timeout: float = 60.0) -> dict[str, Any]:

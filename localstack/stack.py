@@ -23,6 +23,7 @@ ADMIN_EMAIL = "admin@school.test"
 EVENT_TOPICS = {
     "create_event": "payments",
     "calendar_maintenance": "calendar-maintenance",
+    "guest_invitations": "guest-changes",
 }
 
 
@@ -55,6 +56,8 @@ class Stack:
             urls["connect Google (admin)"] = f"{self.functions['oauth_callback'].url}/start"
         if "list_events" in self.functions:
             urls["busy slots"] = self.functions["list_events"].url
+        if "join_class" in self.functions:
+            urls["join a group class"] = self.functions["join_class"].url
         return urls
 
     def stop(self) -> None:
@@ -104,6 +107,7 @@ def start(
             "GOOGLE_REDIRECT_URI": redirect_uri,
             "CALENDAR_ID": "primary",
             "ALLOWED_ORIGINS": "*",
+            "GUEST_CHANGES_TOPIC": EVENT_TOPICS["guest_invitations"],
             "OAUTHLIB_INSECURE_TRANSPORT": "1",
             **(
                 {"CALENDAR_WEBHOOK_URL": url["calendar_webhook"]}

@@ -63,6 +63,7 @@ class Needs:
     firestore: str  # "none" | "read" | "readwrite"
     refresh_token: str  # "none" | "read" | "rotate"
     secrets: frozenset[str]  # environment variables read from Secret Manager
+    publishes: frozenset[str] = frozenset()  # topics it may publish to
 
 
 NEEDS = {
@@ -84,6 +85,13 @@ NEEDS = {
         "readwrite",
         "read",
         frozenset({"AUTH_GOOGLE_SECRET"}),
+    ),
+    # Public, and so holding no Google token and no secret: Firestore, and one topic.
+    "join_class": Needs(
+        "http", None, True, "readwrite", "none", frozenset(), frozenset({"guest-changes"})
+    ),
+    "guest_invitations": Needs(
+        "pubsub", "guest-changes", False, "readwrite", "read", frozenset({"AUTH_GOOGLE_SECRET"})
     ),
 }
 
@@ -377,7 +385,7 @@ def test_no_secret_is_a_plain_environment_variable(
         # Every secret a function gets comes from Secret Manager, and only those it needs.
         secrets = spec_secrets(spec)
         assert secrets <= NEEDS[name].secrets, name
-        if NEEDS[name].refresh_token != "none":
+        if NEEDS[name].refresh_token != "none":  # it calls Google with the OAuth client
             assert "AUTH_GOOGLE_SECRET" in secrets, name
     assert {"GOOGLE_REDIRECT_URI", "CALENDAR_WEBHOOK_URL", "ALLOWED_ORIGINS"} <= plain
 
@@ -450,10 +458,20 @@ def test_each_service_account_holds_only_what_its_function_needs(
         assert type_ in (
             "google_project_iam_member",
             "google_secret_manager_secret_iam_member",
+            "google_pubsub_topic_iam_member",
         ), f"{type_}.{name} grants a function's account something this test does not know"
         for_each = expr(body["for_each"])
         role = expr(body["role"])
-        if type_ == "google_project_iam_member":
+        if type_ == "google_pubsub_topic_iam_member":
+            # Publishing comes only from the publishes column, on exactly those topics.
+            assert for_each == "local.function_publishers"
+            assert "for topic in f.publishes" in expr(tf.locals["function_publishers"])
+            assert role == "roles/pubsub.publisher"
+            assert expr(body["topic"]) == "local.topics[each.value.topic]"
+            for function, spec in specs.items():
+                for topic in spec["publishes"]:
+                    grant(function, f"publish {topic}")
+        elif type_ == "google_project_iam_member":
             # Project roles come only from the Firestore column of the table.
             assert for_each == "local.function_project_roles"
             assert "local.firestore_roles[f.firestore]" in expr(tf.locals["function_project_roles"])
@@ -475,11 +493,12 @@ def test_each_service_account_holds_only_what_its_function_needs(
                     permissions = custom_roles[role]
                     assert permissions <= ROTATE_PERMISSIONS, permissions
                     grant(function, "rotate token")
-    assert len(seen) == 4, seen
+    assert len(seen) == 5, seen
 
     for function, need in NEEDS.items():
         allowed = {f"project {role}" for role in FIRESTORE_ROLES[need.firestore]}
         allowed |= {f"read {secret}" for secret in need.secrets}
+        allowed |= {f"publish {topic}" for topic in need.publishes}
         if need.refresh_token != "none":
             allowed.add("read token")
         if need.refresh_token == "rotate":
@@ -489,6 +508,8 @@ def test_each_service_account_holds_only_what_its_function_needs(
         if need.refresh_token != "none":
             assert "read token" in granted[function], function
             assert "read AUTH_GOOGLE_SECRET" in granted[function], function
+    # The public join_class holds nothing of Google's: Firestore and its one topic only.
+    assert granted["join_class"] == {"project roles/datastore.user", "publish guest-changes"}
     assert [f for f, g in granted.items() if "rotate token" in g] == ["oauth_callback"]
     # The public busy-slots function: Firestore read-only, and no secret of any kind.
     assert granted["list_events"] == {"project roles/datastore.viewer"}
@@ -937,8 +958,9 @@ def test_each_bundle_runs_alone_in_a_fresh_virtualenv(
             assert status == 200, server.tail()
             assert processes.http("GET", url)[0] == 405  # only POSTs reach a CloudEvent function
         else:
-            # Nobody serves DELETE: the entry point itself answers 405.
-            status, _ = processes.http("DELETE", f"{url}/")
+            # Nobody serves DELETE (join_class does: PUT then): the entry point answers 405.
+            method = "PUT" if name == "join_class" else "DELETE"
+            status, _ = processes.http(method, f"{url}/")
             assert status == 405, server.tail()
     finally:
         server.stop()
@@ -1028,3 +1050,30 @@ def test_deploy_says_when_gcloud_is_not_logged_in(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "gcloud is not logged in" in result.stderr
     assert "gcloud auth login" in result.stderr
+
+
+def test_guest_changes_are_retried_then_dead_lettered_and_kept(
+    tf: Terraform, specs: dict[str, dict[str, Any]]
+) -> None:
+    delivery = specs["guest_invitations"]["delivery"]
+    assert delivery["dead_letter_topic"] == "guest-changes-dead-letter"
+    assert 5 <= delivery["max_attempts"] <= 100
+    assert 0 < delivery["min_backoff"] < delivery["max_backoff"] <= 600
+    assert tf.locals["topics"]["guest-changes-dead-letter"].endswith(
+        "${google_pubsub_topic.guest_changes_dead_letter.name}"
+    )
+    hold = tf.resource("google_pubsub_subscription", "guest_changes_dead_letter_hold")
+    assert expr(hold["topic"]) == "google_pubsub_topic.guest_changes_dead_letter.id"
+    publisher = tf.resource("google_pubsub_topic_iam_member", "guest_changes_dead_letter_publisher")
+    assert (publisher["role"], expr(publisher["member"])) == (
+        "roles/pubsub.publisher",
+        "local.pubsub_service_agent",
+    )
+    # join_class is told the topic it publishes to, and it is the one it may publish to.
+    environment = expr(specs["join_class"]["environment"])
+    assert "GUEST_CHANGES_TOPIC = google_pubsub_topic.guest_changes.name" in environment
+    assert specs["join_class"]["publishes"] == ["guest-changes"]
+    assert tf.resource("google_pubsub_topic", "guest_changes")["name"] == "guest-changes"
+    # Wrong-code counters expire on their own.
+    ttl = tf.resource("google_firestore_field", "join_attempts_ttl")
+    assert (ttl["collection"], ttl["field"]) == ("joinAttempts", "expiresAt")

@@ -27,6 +27,7 @@ from shared.core.config import reset_config
 from shared.core.logs import JsonFormatter
 from shared.domain import connection
 from shared.google import calendar, clients, tokens
+from shared.stores import sync_state
 from tests.conftest import ADMIN_EMAIL, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI
 
 SOURCE = Path(__file__).resolve().parent.parent / "functions" / "oauth_callback" / "main.py"
@@ -276,7 +277,10 @@ def test_good_flow_stores_the_token_and_proves_it_with_a_calendar_call(
     assert record["calendarId"] == "primary"
     assert abs(record["connectedAt"] - datetime.now(UTC)) < timedelta(minutes=1)
     assert stored.refresh_token not in json.dumps(record, default=str)
-    assert requests_count(sandbox, "calendar.events.list") == 1
+    # One list proves the grant; the first full sync lists the calendar twice more (its
+    # changes, and the busy-time mirror's horizon), so busy slots are served at once.
+    assert requests_count(sandbox, "calendar.events.list") == 3
+    assert sync_state.sync_status("primary").get("mirrorRebuiltAt") is not None
 
 
 def test_admin_email_matches_whatever_its_case(

@@ -9,6 +9,7 @@ them through ``Config.require`` then fails with the variable's name.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -56,6 +57,7 @@ class Config:
     hold_minutes: int
     mirror_max_age_minutes: int
     mirror_horizon_days: int
+    guest_changes_topic: str | None
 
     def require(self, name: str) -> str:
         """The value of an optional variable that this code path needs."""
@@ -166,6 +168,15 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
     return value
 
 
+def _topic(env: Mapping[str, str], name: str) -> str | None:
+    value = _text(env, name)
+    if value is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9._~+%-]{2,254}", value) or value.startswith("goog"):
+        raise ConfigError(f"{name} must be a Pub/Sub topic name, got {value!r}")
+    return value
+
+
 def from_env(env: Mapping[str, str]) -> Config:
     """Parse and validate every variable; raise ConfigError naming the first bad one."""
     base_url = _url(env, "BASE_URL")
@@ -208,6 +219,7 @@ def from_env(env: Mapping[str, str]) -> Config:
         hold_minutes=_int(env, "HOLD_MINUTES", 15, 0, 24 * 60),
         mirror_max_age_minutes=_int(env, "MIRROR_MAX_AGE_MINUTES", 90, 1, 7 * 24 * 60),
         mirror_horizon_days=_int(env, "MIRROR_HORIZON_DAYS", 120, 90, 400),
+        guest_changes_topic=_topic(env, "GUEST_CHANGES_TOPIC"),
     )
 
 

@@ -1,4 +1,5 @@
-"""Cancelling a class: status ``cancelled``, its Calendar event deleted, its activity marked.
+"""Cancelling a class: status ``cancelled``, its Calendar event deleted, its activities marked
+(the host's, and every guest's of a group class).
 
 ``cancel_booking`` is the one code path that cancels (a refund, a cancellation in Google
 Calendar, maintenance finishing one). It is safe to run any number of times,
@@ -15,10 +16,10 @@ from typing import Any
 from shared.core.config import get_config
 from shared.core.errors import ConfigError, Gone, NotFound, TransientError
 from shared.core.logs import get_logger
-from shared.domain.event_shape import activity_id_for, event_id_for
+from shared.domain.event_shape import activity_id_for, event_id_for, guest_activity_ids
 from shared.domain.outcome import WAITING_MESSAGES, Outcome, release_quietly
 from shared.google import calendar
-from shared.stores import bookings
+from shared.stores import bookings, cancellations
 
 log = get_logger(__name__)
 
@@ -51,7 +52,7 @@ def cancel(
     the booking's lease as ``owner``)."""
     config = get_config()
     owner = owner or uuid.uuid4().hex
-    claim = bookings.claim_for_cancellation(
+    claim = cancellations.claim_for_cancellation(
         booking_id,
         owner=owner,
         lease_seconds=config.scheduling_lease_seconds,
@@ -84,7 +85,12 @@ def cancel(
             )
             error.logged = True
             raise
-    bookings.complete_cancellation(booking_id, owner=owner, activity_id=activity_id_for(booking_id))
+    cancellations.complete_cancellation(
+        booking_id,
+        owner=owner,
+        activity_id=activity_id_for(booking_id),
+        guest_activity_ids=guest_activity_ids(booking_id, data),
+    )
     log.info(
         "class cancelled",
         extra={

@@ -20,6 +20,7 @@ from shared.core.errors import ConfigError, InvalidBooking
 
 BOOKING_ID_PROPERTY = "classcalBookingId"  # extendedProperties.private key on our events
 HOST_TYPE = "anfitrion"
+GUEST_TYPE = "invitado"
 
 
 # --- deterministic identifiers ---
@@ -43,6 +44,17 @@ def conference_request_id(booking_id: str) -> str:
 def activity_id_for(booking_id: str) -> str:
     """The host's ``userActivities`` document id for a booking (one per booking)."""
     return f"{booking_id}-{HOST_TYPE}"
+
+
+def guest_activity_id_for(booking_id: str, user_id: str) -> str:
+    """A guest's ``userActivities`` document id for a group class (one per guest)."""
+    return f"{booking_id}-{GUEST_TYPE}-{user_id}"
+
+
+def guest_activity_ids(booking_id: str, data: Mapping[str, Any]) -> list[str]:
+    """The activities of a class's current guests (``participantsIds``)."""
+    guests = data.get("participantsIds") or []
+    return [guest_activity_id_for(booking_id, g) for g in guests if isinstance(g, str) and g]
 
 
 # --- reading a booking ---

@@ -291,6 +291,7 @@ def apply_event(event: Mapping[str, Any]) -> str:
         updated=_parse_time(event.get("updated")),
         sequence=_sequence(event.get("sequence")),
         activity_id=event_shape.activity_id_for(booking_id),
+        guest_activity_ids=lambda data: event_shape.guest_activity_ids(booking_id, data),
     )
     if outcome in ("cancelled", "updated"):
         log.info(

@@ -9,7 +9,7 @@ bookings that need another look (``bookings_to_reconcile``, ``cancellations_to_f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -72,6 +72,7 @@ def apply_calendar_change(
     updated: datetime | None,
     sequence: int,
     activity_id: str,
+    guest_activity_ids: Callable[[Mapping[str, Any]], list[str]] | None = None,
 ) -> str:
     """Bring a scheduled booking in step with its event as Google Calendar has it now.
 
@@ -79,7 +80,8 @@ def apply_calendar_change(
     ``stale`` (an older version of the event than one already applied), ``missing``,
     ``not_linked`` (the booking records another event, or none yet: create_event writes
     the event it made), ``not_scheduled`` or ``already_cancelled``. A cancellation also
-    marks the booking's user activity cancelled, as a refund does.
+    marks the booking's user activity cancelled, as a refund does, and those that
+    ``guest_activity_ids(booking)`` names (its guests').
     """
     from google.cloud import firestore
 
@@ -92,6 +94,11 @@ def apply_calendar_change(
         if not snapshot.exists:
             return "missing"
         data = snapshot.to_dict() or {}
+        guests = (
+            bookings.read_activities(guest_activity_ids(data), transaction)
+            if cancelled and guest_activity_ids is not None
+            else []
+        )
         if data.get("googleEventId") != event_id:
             return "not_linked"
         if data.get("status") == bookings.CANCELLED:
@@ -138,6 +145,8 @@ def apply_calendar_change(
                 activity_ref,
                 {"status": bookings.CANCELLED, "cancelledAt": firestore.SERVER_TIMESTAMP},
             )
+        if cancelled:
+            bookings.cancel_activities(guests, transaction)
         return "cancelled" if cancelled else "updated"
 
     return bookings._transact("apply a calendar change", body)

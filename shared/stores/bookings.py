@@ -20,7 +20,7 @@ in ``shared.domain.scheduling``; this module only stores and reads.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -373,85 +373,25 @@ def complete_scheduling(
     return _transact("write the scheduled booking", body)
 
 
-# --- cancellation ---
+def read_activities(activity_ids: Sequence[str], transaction: Any) -> list[Any]:
+    """User activities read inside ``transaction`` (reads come before any write)."""
+    if not activity_ids:
+        return []
+    refs = [_activity_ref(a) for a in activity_ids]
+    return list(_client().get_all(refs, transaction=transaction))
 
 
-def claim_for_cancellation(
-    booking_id: str,
-    *,
-    owner: str,
-    lease_seconds: float,
-    reason: str,
-    payment_fields: Mapping[str, Any],
-) -> Claim:
-    """Mark the booking cancelled and take its lease to remove its Calendar event.
-
-    The status changes at once, so that a later ``approved`` delivery finds it
-    cancelled. ``eventDeleted`` is set False until the event is known to be gone.
-    ``already_cancelled`` when a previous cancellation finished (only a changed payment
-    status is recorded). BookingBusy while another delivery holds the lease: a
-    scheduling in progress finishes first, then this cancellation removes its event.
-    """
+def cancel_activities(snapshots: Sequence[Any], transaction: Any) -> None:
+    """Mark the read activities cancelled, those that exist and are not yet."""
     from google.cloud import firestore
 
-    ref = _booking_ref(booking_id)
-
-    def body(transaction: Any) -> Claim:
-        snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists:
-            raise BookingNotFound(f"booking {booking_id} does not exist")
-        data = snapshot.to_dict() or {}
-        now = _now()
-        if data.get("status") == CANCELLED and data.get("eventDeleted") is not False:
-            changed = {k: v for k, v in payment_fields.items() if data.get(k) != v}
-            if changed:
-                transaction.update(ref, changed)
-            return Claim(booking_id, "already_cancelled", {**data, **changed})
-        updates: dict[str, Any] = {
-            **payment_fields,
-            **_take_lease(data, booking_id, owner, lease_seconds, now),
-            **slots.release_claim_of(transaction, data, booking_id),
-            "status": CANCELLED,
-            "eventDeleted": False,
-        }
-        if data.get("status") != CANCELLED:
-            updates["cancellationReason"] = reason
-            updates["cancelledAt"] = firestore.SERVER_TIMESTAMP
-        transaction.update(ref, updates)
-        return Claim(booking_id, "claimed", {**data, **_without_sentinels(updates)})
-
-    return _transact("cancel the booking", body)
-
-
-def complete_cancellation(booking_id: str, *, owner: str, activity_id: str) -> None:
-    """Record that the booking's event is gone and mark its user activity cancelled."""
-    from google.cloud import firestore
-
-    ref = _booking_ref(booking_id)
-    activity_ref = _activity_ref(activity_id)
-
-    def body(transaction: Any) -> None:
-        snapshot, activity_snapshot = _get_both(ref, activity_ref, transaction)
-        if not snapshot.exists:
-            return
-        data = snapshot.to_dict() or {}
-        updates: dict[str, Any] = {
-            "eventDeleted": True,
-            "schedulingState": DONE,
-            "schedulingReason": firestore.DELETE_FIELD,
-            "schedulingMessage": firestore.DELETE_FIELD,
-            "schedulingUpdatedAt": firestore.SERVER_TIMESTAMP,
-        }
-        if data.get(LEASE.owner_field) in (owner, None):
-            updates.update(LEASE.cleared(firestore.DELETE_FIELD))
-        transaction.update(ref, updates)
-        activity = (activity_snapshot.to_dict() or {}) if activity_snapshot.exists else None
-        if activity is not None and activity.get("status") != CANCELLED:
+    for snapshot in snapshots:
+        data = snapshot.to_dict() if snapshot.exists else None
+        if data is not None and data.get("status") != CANCELLED:
             transaction.update(
-                activity_ref, {"status": CANCELLED, "cancelledAt": firestore.SERVER_TIMESTAMP}
+                snapshot.reference,
+                {"status": CANCELLED, "cancelledAt": firestore.SERVER_TIMESTAMP},
             )
-
-    _transact("finish the cancellation", body)
 
 
 # --- other payment statuses ---
