@@ -26,9 +26,9 @@ import pytest
 from localstack import processes
 from shared.core.cache import SingleFlightCache
 from shared.core.config import get_config, reset_config
-from shared.core.errors import InvalidParameter, StoreUnavailable
+from shared.core.errors import ClasscalError, InvalidParameter, StoreUnavailable
 from shared.domain import busy_slots, maintenance, mirror, sync
-from shared.google import calendar
+from shared.google import calendar, tokens
 from shared.stores import slots as slot_store
 from shared.stores import sync_state
 from tests.calendar_sync_support import (
@@ -831,6 +831,10 @@ def test_a_revoked_admin_token_does_not_affect_list_events(
     assert response.status_code == 200
     assert len(response.get_json()) == 1
     assert google_calls(sandbox) == before  # no oauth.token, no Calendar, no Secret Manager
+    # The grant really is gone: what does need Google (the sync) now fails.
+    tokens.forget_admin_credentials()
+    with pytest.raises(ClasscalError):
+        sync.sync_calendar()
 
 
 def test_calendar_api_key_is_ignored_with_one_warning(
