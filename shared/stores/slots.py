@@ -297,7 +297,8 @@ def read_days(calendar_id: str, first: datetime, last: datetime) -> list[dict[st
         .where(filter=FieldFilter("day", "<=", high))
     )
     with db.firestore_errors("read the calendar's busy days"):
-        return [s.to_dict() or {} for s in query.stream(timeout=10.0)]
+        stream = query.stream(retry=db.firestore_read_retry(5.0), timeout=10.0)
+        return [s.to_dict() or {} for s in stream]
 
 
 def slots_of(days: Iterable[Mapping[str, Any]]) -> list[Slot]:
@@ -457,5 +458,5 @@ def read_live_holds(client: Any, bookings: str, hold_minutes: int, now: datetime
         return []
     query = pending_query(client.collection(bookings))
     with db.firestore_errors("read the checkouts in progress"):
-        snapshots = list(query.stream(timeout=10.0))
+        snapshots = list(query.stream(retry=db.firestore_read_retry(5.0), timeout=10.0))
     return [slot for slot, _created in live_holds(snapshots, now, hold_minutes)]
