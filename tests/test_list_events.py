@@ -28,7 +28,7 @@ from shared.core.cache import SingleFlightCache
 from shared.core.config import get_config, reset_config
 from shared.core.errors import ClasscalError, InvalidParameter, StoreUnavailable
 from shared.domain import busy_slots, maintenance, mirror, sync
-from shared.google import calendar, tokens
+from shared.google import calendar, clients, tokens
 from shared.stores import slots as slot_store
 from shared.stores import sync_state
 from tests.calendar_sync_support import (
@@ -701,6 +701,64 @@ def test_a_sync_just_within_the_max_age_is_not_stale(
     assert response.headers["Cache-Control"] != "public, max-age=0"
 
 
+def _firestore_goes_away(env: pytest.MonkeyPatch) -> None:
+    """Point the instance at a port where nothing listens, as if Firestore were down."""
+    env.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{processes.free_port()}")
+    reset_config()
+    clients.reset_clients()
+
+
+def test_when_firestore_fails_the_last_horizon_is_served_stale(
+    client: Any, env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    set_env(env, LIST_CACHE_TTL_SECONDS="0.2")
+    add_event(tomorrow())
+    sync.sync_calendar()
+    fresh = client.get("/")
+    time.sleep(0.3)
+    caplog.set_level(logging.INFO)
+    reads_before = reads(caplog)
+    _firestore_goes_away(env)
+
+    stale = client.get("/")
+
+    assert fresh.status_code == stale.status_code == 200
+    assert reads(caplog) == reads_before  # the read failed: the earlier one is served
+    assert "X-Classcal-Stale" not in fresh.headers
+    assert stale.headers["X-Classcal-Stale"] == "true"
+    assert stale.headers["Warning"] == '110 - "Response is Stale"'
+    assert stale.headers["Cache-Control"] == "public, max-age=0"
+    assert stale.headers["X-Classcal-Synced-At"] == fresh.headers["X-Classcal-Synced-At"]
+    assert stale.get_data() == fresh.get_data()
+    assert len(stale.get_json()) == 1
+    assert stale.headers["ETag"] == fresh.headers["ETag"]
+
+
+def test_without_an_earlier_read_a_firestore_failure_is_503_with_retry_after(
+    client: Any, env: pytest.MonkeyPatch, sandbox: Any
+) -> None:
+    set_env(env, LIST_CACHE_TTL_SECONDS="7")
+    _firestore_goes_away(env)
+    before = google_calls(sandbox)
+
+    started = time.monotonic()
+    failed = client.get("/", headers={"Origin": SITE})
+    took = time.monotonic() - started
+    remembered = client.get("/")
+
+    assert failed.status_code == remembered.status_code == 503
+    assert took < 20  # seconds, not the client library's minute per read
+    assert failed.headers["Retry-After"] == "7"  # the failure is remembered for the TTL
+    assert failed.headers["Cache-Control"] == "no-store"
+    assert failed.headers["Access-Control-Allow-Origin"] == SITE
+    assert failed.get_json() == {
+        "error": "busy slots are unavailable right now; try again shortly",
+        "reason": "unavailable",
+    }
+    assert "Traceback" not in failed.get_data(as_text=True)
+    assert google_calls(sandbox) == before
+
+
 # --- caching and HTTP ------------------------------------------------------------------------
 
 
@@ -748,7 +806,8 @@ def test_cors_headers_go_to_an_allowed_origin_only(client: Any) -> None:
 
     assert allowed.headers["Access-Control-Allow-Origin"] == SITE
     exposed = allowed.headers["Access-Control-Expose-Headers"]
-    assert "ETag" in exposed
+    for header in ("ETag", "Warning", "Retry-After", "X-Classcal-Stale", "X-Classcal-Synced-At"):
+        assert header in exposed  # the booking page can read freshness cross-origin
     for response in (allowed, other, none):
         assert response.status_code == 200
         assert response.headers["Vary"] == "Origin"
