@@ -182,7 +182,8 @@ def read_days(calendar_id: str, first: datetime, last: datetime) -> list[dict[st
         .where(filter=FieldFilter("day", "<=", high))
     )
     with db.firestore_errors("read the calendar's busy days"):
-        return [s.to_dict() or {} for s in query.stream(timeout=10.0)]
+        stream = query.stream(retry=db.firestore_read_retry(5.0), timeout=10.0)
+        return [s.to_dict() or {} for s in stream]
 
 
 def slots_of(days: Iterable[Mapping[str, Any]]) -> list[Slot]:

@@ -264,7 +264,7 @@ def overlapping_checkouts(
     other times do not contend on every checkout in progress."""
     query = pending_query(client.collection(bookings))
     with db.firestore_errors("read the checkouts in progress"):
-        snapshots = list(query.stream(timeout=10.0))
+        snapshots = list(query.stream(retry=db.firestore_read_retry(5.0), timeout=10.0))
     found = []
     for snapshot in snapshots:
         times = _times(snapshot.to_dict() or {})
@@ -337,7 +337,7 @@ def read_live_holds(client: Any, bookings: str, hold_minutes: int, now: datetime
     bookings still being scheduled, each as a tentative slot."""
     query = pending_query(client.collection(bookings))
     with db.firestore_errors("read the checkouts in progress"):
-        snapshots = list(query.stream(timeout=10.0))
+        snapshots = list(query.stream(retry=db.firestore_read_retry(5.0), timeout=10.0))
     found = [slot for slot, _created in live_holds(snapshots, now, hold_minutes)]
     found.extend(slot for slot in (_claimed_of(s) for s in snapshots) if slot is not None)
     return found

@@ -364,7 +364,8 @@ def abandon_sync(lease: Lease) -> None:
 def sync_status(calendar_id: str) -> dict[str, Any]:
     """The calendar's sync document (token included): for maintenance and tests."""
     with _firestore_call("read the sync state"):
-        return _sync_ref(calendar_id).get().to_dict() or {}
+        snapshot = _sync_ref(calendar_id).get(retry=_read_retry(), timeout=READ_TIMEOUT)
+        return snapshot.to_dict() or {}
 
 
 def reconcile_cursor(calendar_id: str) -> Any:
