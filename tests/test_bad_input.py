@@ -67,12 +67,13 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from localstack.constants import PROJECT
+from localstack.processes import cloud_event_headers
 from shared import bookings, busy_slots, tokens
 from shared.events import MAX_MESSAGE_BYTES
 from shared.payments import APPROVED, CANCELLING_STATUSES
-from tests.calendar_sync_support import ManualChannel, configure, manual_channel
-from tests.conftest import PROJECT, cloud_event_headers
-from tests.scheduling_support import Booking, payment, read_booking, write_booking
+from tests.support.calendar_sync import ManualChannel, configure, manual_channel
+from tests.support.scheduling import Booking, payment, read_booking, write_booking
 
 # functions-framework's own conversion of a raw Pub/Sub push that has no publishTime.
 pytestmark = pytest.mark.filterwarnings("ignore:datetime.datetime.utcnow:DeprecationWarning")

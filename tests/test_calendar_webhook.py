@@ -18,7 +18,7 @@ import pytest
 
 from localstack import processes
 from shared import bookings, google_clients, maintenance, scheduling, sync, sync_state
-from tests.calendar_sync_support import (
+from tests.support.calendar_sync import (
     WEBHOOK_SOURCE,
     admin_calendar,
     booking,
@@ -32,7 +32,7 @@ from tests.calendar_sync_support import (
     start_webhook,
     webhook_lines,
 )
-from tests.scheduling_support import records, sandbox_calls, wait_for, write_booking
+from tests.support.scheduling import records, sandbox_calls, wait_for, write_booking
 
 
 @pytest.fixture

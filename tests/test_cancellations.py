@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from shared import calendar, scheduling
-from tests.scheduling_support import (
+from tests.support import retries
+from tests.support.scheduling import (
     STUDENT_EMAIL,
     activities,
     app_client,
@@ -178,10 +179,9 @@ def test_an_event_orphaned_by_a_crashed_attempt_is_removed_by_the_refund(
 
 
 def test_a_failing_delete_keeps_the_booking_cancelled_and_is_retried(
-    env: pytest.MonkeyPatch, client: Any, firestore: Any, sandbox: Any
+    client: Any, firestore: Any, sandbox: Any
 ) -> None:
     booking = _scheduled(client, firestore)
-    configure(env, GOOGLE_API_RETRIES="0")
     sandbox.fault(method="DELETE", path=r"/events/", status=503, reason="backendError", count=1)
     refund = payment(booking.preference_id, "refunded")
 
@@ -201,10 +201,9 @@ def test_a_failing_delete_keeps_the_booking_cancelled_and_is_retried(
 
 
 def test_an_approved_delivery_finishes_a_cancellation_left_half_done(
-    env: pytest.MonkeyPatch, client: Any, firestore: Any, sandbox: Any
+    client: Any, firestore: Any, sandbox: Any
 ) -> None:
     booking = _scheduled(client, firestore)
-    configure(env, GOOGLE_API_RETRIES="0")
     sandbox.fault(method="DELETE", path=r"/events/", status=503, reason="backendError", count=1)
     assert deliver(client, payment(booking.preference_id, "refunded")) == 500
 
@@ -238,8 +237,10 @@ def test_a_refund_waits_while_a_delivery_is_scheduling_the_booking(
 def test_a_refund_landing_while_a_slow_delivery_makes_the_event_still_wins(
     env: pytest.MonkeyPatch, client: Any, firestore: Any, sandbox: Any
 ) -> None:
-    # The scheduling delivery outlives its lease: its insert is held 3 s by Google.
-    configure(env, SCHEDULING_LEASE_SECONDS="1", GOOGLE_API_RETRIES="2")
+    # The scheduling delivery outlives its lease: its insert is held 3 s by Google, and
+    # the client's retry of the lost answer finds the event made.
+    configure(env, SCHEDULING_LEASE_SECONDS="1")
+    retries.quick(env, 2)
     booking = write_booking(firestore)
     sandbox.fault(method="POST", path=r"/events$", status=503, commit=True, delay=3)
     results: list[int] = []

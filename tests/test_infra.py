@@ -864,7 +864,8 @@ def test_each_bundle_runs_alone_in_a_fresh_virtualenv(
     # Served the way Cloud Functions serves it: functions-framework, from the folder,
     # with the HTTP signature type the platform passes (a decorator overrides it).
     port = processes.free_port()
-    server = processes.spawn(
+    url = f"http://127.0.0.1:{port}"
+    server = processes.start_and_wait(
         f"bundle-{name}",
         [
             str(bundle_venv / "bin" / "functions-framework"),
@@ -875,13 +876,12 @@ def test_each_bundle_runs_alone_in_a_fresh_virtualenv(
             f"--port={port}",
         ],
         tmp_path / "logs",
+        # The framework answers /robots.txt itself (HTTP) or refuses GET (CloudEvent).
+        f"{url}/robots.txt",
         env=_bundle_env(),
         cwd=folder,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        # The framework answers /robots.txt itself (HTTP) or refuses GET (CloudEvent).
-        processes.wait_for_http(f"{url}/robots.txt", server, timeout=60)
         if signature == "cloud_event":
             # What the push subscription in infra/ delivers: the raw Pub/Sub push body at
             # the topic's path. Undecodable data is acknowledged (200), not retried.

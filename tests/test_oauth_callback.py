@@ -23,10 +23,10 @@ import pytest
 import requests
 
 from localstack import processes
+from localstack.constants import ADMIN_EMAIL, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI
 from shared import calendar, connection, google_clients, tokens
 from shared.config import reset_config
 from shared.logs import JsonFormatter
-from tests.conftest import ADMIN_EMAIL, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI
 
 SOURCE = Path(__file__).resolve().parent.parent / "functions" / "oauth_callback" / "main.py"
 OTHER_EMAIL = "someone.else@gmail.test"

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 from googleapiclient.errors import HttpError
-from sandbox_helpers import (
+
+from tests.support.sandbox_clients import (
     ADMIN,
     FREEBUSY,
     MONDAY,
