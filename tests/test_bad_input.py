@@ -484,6 +484,7 @@ def requests(
 # --- list_events ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(SWEEP, max_examples=80)
 @given(request=requests())
 def test_list_events_answers_any_request_without_a_server_error(
@@ -523,6 +524,7 @@ oauth_query = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(SWEEP, max_examples=80)
 @given(request=requests(paths=OAUTH_PATHS, query=oauth_query))
 def test_oauth_callback_answers_any_request_without_a_server_error(
@@ -544,6 +546,7 @@ def test_oauth_callback_answers_any_request_without_a_server_error(
         assert diff == {}
 
 
+@pytest.mark.slow
 @SWEEP
 @given(
     code=st.one_of(any_text, st.text(min_size=2000, max_size=2100)),
@@ -644,6 +647,7 @@ def _notification(channel_id: str) -> Request:
     return Request("POST", "/", "", headers, b"")
 
 
+@pytest.mark.slow
 @settings(SWEEP, max_examples=80)
 @given(request=notifications())
 @example(request=_notification("a/b"))  # not a document id: was a 500
@@ -881,6 +885,7 @@ def deliveries(draw: st.DrawFn, kinds: list[str] = PAYMENT_KINDS) -> Delivery:
 # --- create_event --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(SWEEP, max_examples=80)
 @given(delivery=deliveries())
 @example(delivery=pushed(BIG_NUMBER))  # json.loads: ValueError, was retried
@@ -906,6 +911,7 @@ other_statuses = st.one_of(
 ).filter(lambda s: s != APPROVED and s not in CANCELLING_STATUSES)
 
 
+@pytest.mark.slow
 @SWEEP
 @given(message=valid_payments(st.sampled_from([SEEDED[0], SEEDED[0], *SEEDED]), other_statuses))
 def test_another_status_changes_only_the_payment_fields_of_a_pending_booking(
@@ -945,6 +951,7 @@ def test_another_status_changes_only_the_payment_fields_of_a_pending_booking(
 # --- calendar_maintenance ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(SWEEP, max_examples=40)
 @given(delivery=deliveries(TICK_KINDS))
 def test_calendar_maintenance_acknowledges_any_message_and_leaves_bookings_alone(

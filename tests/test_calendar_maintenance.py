@@ -101,6 +101,7 @@ def test_maintenance_creates_one_channel_then_keeps_it(run: Any, sandbox: Any) -
     assert channel.token not in repr(summary)
 
 
+@pytest.mark.slow
 def test_renewal_creates_the_new_channel_then_stops_the_old_one(
     run: Any, webhook_server: Any, firestore: Any, sandbox: Any, env: pytest.MonkeyPatch
 ) -> None:
@@ -191,6 +192,7 @@ def test_without_a_webhook_url_maintenance_is_retried_and_says_why(
     assert any("CALENDAR_WEBHOOK_URL" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_concurrent_runs_make_one_channel(run: Any, sandbox: Any) -> None:
     barrier = threading.Barrier(3)
     errors: list[BaseException] = []

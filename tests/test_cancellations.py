@@ -234,6 +234,7 @@ def test_a_refund_waits_while_a_delivery_is_scheduling_the_booking(
     assert stored["schedulingLeaseOwner"] == "scheduling-delivery"
 
 
+@pytest.mark.slow
 def test_a_refund_landing_while_a_slow_delivery_makes_the_event_still_wins(
     env: pytest.MonkeyPatch, client: Any, firestore: Any, sandbox: Any
 ) -> None:

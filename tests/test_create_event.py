@@ -248,6 +248,7 @@ def test_five_sequential_deliveries_give_one_event_one_code_one_activity(
     assert len(activities(firestore)) == 1
 
 
+@pytest.mark.slow
 def test_five_concurrent_deliveries_give_one_event_one_code_one_activity(
     client: Any, firestore: Any, sandbox: Any
 ) -> None:
@@ -591,6 +592,7 @@ def test_a_bad_description_template_is_a_configuration_error_and_retried(
     assert "EVENT_DESCRIPTION" in stored["schedulingMessage"]
 
 
+@pytest.mark.slow
 def test_an_unreachable_database_is_retried(
     env: pytest.MonkeyPatch, connected: Any, sandbox: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

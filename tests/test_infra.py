@@ -971,6 +971,7 @@ def test_deploy_says_when_terraform_is_missing(tmp_path: Path) -> None:
     assert "terraform is not installed" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("gcloud") is None, reason="gcloud is not installed")
 def test_deploy_says_when_gcloud_is_not_logged_in(tmp_path: Path) -> None:
     # An empty gcloud configuration: logged in as nobody, whatever this machine's user is.

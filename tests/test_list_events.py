@@ -212,6 +212,7 @@ def test_recurring_events_are_expanded_into_their_instances(client: Any) -> None
     ]
 
 
+@pytest.mark.slow
 def test_every_page_is_read(client: Any, sandbox: Any) -> None:
     # The function asks for Calendar's largest page (2500), so it takes more than that
     # to need a second page: 600 single events and 35 daily series of 58 classes.
@@ -330,6 +331,7 @@ def test_each_distinct_window_is_cached_on_its_own(client: Any, sandbox: Any) ->
     assert list_calls(sandbox) == 2
 
 
+@pytest.mark.slow
 def test_concurrent_misses_on_a_real_server_share_one_calendar_call(
     connected: dict[str, Any], sandbox: Any, env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

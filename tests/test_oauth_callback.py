@@ -538,6 +538,7 @@ def test_calendar_check_failing_says_so_but_keeps_the_connection(
 # --- a second connection ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_second_connection_replaces_the_token_and_a_running_instance_picks_it_up(
     sandbox: Any, client: Any, firestore: Any, tmp_path: Path
 ) -> None:
@@ -669,6 +670,7 @@ def test_a_stored_grant_without_calendar_access_must_be_reconnected(
     assert document["tokenRefreshes"] is False
 
 
+@pytest.mark.slow
 def test_status_when_the_token_endpoint_is_down(sandbox: Any, client: Any) -> None:
     connected, _ = connect(client)
     assert connected.status_code == 200
