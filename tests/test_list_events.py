@@ -21,6 +21,7 @@ import functions_framework
 import pytest
 
 from localstack import processes
+from localstack.constants import ADMIN_EMAIL
 from shared import busy_slots, calendar
 from shared.config import get_config, reset_config
 from shared.errors import GoogleUnavailable, InvalidParameter
@@ -144,7 +145,7 @@ def test_nothing_but_start_end_and_status_leaves_the_function(client: Any) -> No
     for secret in (
         marker,
         "example.test",
-        "admin@school.test",
+        ADMIN_EMAIL,
         created["id"],
         created["iCalUID"],
         "meet.google.com",
@@ -558,7 +559,7 @@ def test_an_api_key_reads_a_public_calendar_without_the_admins_token(
     client: Any, sandbox: Any, env: pytest.MonkeyPatch
 ) -> None:
     calendar_id = "school-public@group.calendar.google.test"
-    sandbox.add_calendar(calendar_id, "admin@school.test", public=True)
+    sandbox.add_calendar(calendar_id, ADMIN_EMAIL, public=True)
     set_env(env, CALENDAR_ID=calendar_id)
     add_event(tomorrow())
     set_env(env, CALENDAR_API_KEY="sandbox-api-key")
@@ -577,7 +578,7 @@ def test_an_api_key_on_a_private_calendar_is_503_and_a_clear_error_log(
     client: Any, sandbox: Any, env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     calendar_id = "school-private@group.calendar.google.test"
-    sandbox.add_calendar(calendar_id, "admin@school.test", public=False)
+    sandbox.add_calendar(calendar_id, ADMIN_EMAIL, public=False)
     set_env(env, CALENDAR_ID=calendar_id, CALENDAR_API_KEY="sandbox-api-key")
 
     response = client.get("/")
