@@ -25,8 +25,8 @@ from typing import Any
 
 import requests
 
-from localstack import processes
-from localstack.stack import ADMIN_EMAIL, CLIENT_ID, Stack
+from localstack.constants import ADMIN_EMAIL, CLIENT_ID, MAINTENANCE, PAYMENTS, PROJECT
+from localstack.stack import Stack
 
 
 class DemoFailed(Exception):
@@ -88,7 +88,7 @@ def connect_admin(stack: Stack) -> str:
 def _write_booking(stack: Stack, **fields: Any) -> tuple[str, str]:
     from google.cloud import firestore
 
-    client = firestore.Client(project=processes.PROJECT)
+    client = firestore.Client(project=PROJECT)
     student_id = f"student-{uuid.uuid4().hex[:8]}"
     booking_id = f"demo-{uuid.uuid4().hex[:12]}"
     preference_id = f"162275027-{uuid.uuid4().hex[:8]}"
@@ -116,7 +116,7 @@ def _write_booking(stack: Stack, **fields: Any) -> tuple[str, str]:
 def _wait_for_booking(booking_id: str, timeout: float = 90.0) -> dict[str, Any]:
     from google.cloud import firestore
 
-    client = firestore.Client(project=processes.PROJECT)
+    client = firestore.Client(project=PROJECT)
     deadline = time.monotonic() + timeout
     booking: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -134,7 +134,7 @@ def run(stack: Stack) -> None:
     print(f"   connected as {email}", flush=True)
 
     if "calendar_maintenance" in stack.functions:
-        stack.pubsub_client.publish("calendar-maintenance", [b"{}"])
+        stack.pubsub_client.publish(MAINTENANCE, [b"{}"])
 
     print("2. a student books a class ...", flush=True)
     booking_id, preference_id = _write_booking(stack)
@@ -142,7 +142,7 @@ def run(stack: Stack) -> None:
 
     print("3. MercadoPago approves the payment (published to Pub/Sub topic 'payments') ...")
     payment = {"preferenceId": preference_id, "status": "approved", "paymentId": "demo-1"}
-    stack.pubsub_client.publish("payments", [json.dumps(payment).encode()])
+    stack.pubsub_client.publish(PAYMENTS, [json.dumps(payment).encode()])
 
     booking = _wait_for_booking(booking_id)
     print("4. the class is scheduled:", flush=True)
@@ -188,7 +188,7 @@ def _group_class(stack: Stack) -> None:
     print("   scheduled; its access code goes to two students", flush=True)
     assert stack.sandbox is not None
     control = SandboxControl(stack.sandbox.url)
-    client = firestore.Client(project=processes.PROJECT)
+    client = firestore.Client(project=PROJECT)
     for email in GUESTS:
         user_id = f"guest-{uuid.uuid4().hex[:8]}"
         client.collection("users").document(user_id).set({"email": email})
@@ -264,7 +264,7 @@ def _move_in_google_calendar(stack: Stack, booking_id: str, booking: dict[str, A
         raise DemoFailed(f"moving the event in the sandbox answered HTTP {answer.status_code}")
     from google.cloud import firestore
 
-    client = firestore.Client(project=processes.PROJECT)
+    client = firestore.Client(project=PROJECT)
     document = client.collection("virtualClasses").document(booking_id)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

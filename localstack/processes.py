@@ -2,7 +2,9 @@
 
 Used by the tests, the benchmarks and ``./deploy.sh local``. Every process starts in
 its own session (process group), so stopping it also stops what it forked (the
-emulators' java processes, functions-framework's gunicorn workers).
+emulators' java processes, functions-framework's gunicorn workers). Every long-running
+process is started by ``start_and_wait``: spawned, waited for until it answers HTTP,
+and stopped again if it does not.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from localstack.constants import PROJECT
+
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
-PROJECT = "classcal-local"
 
 
 class MissingComponent(RuntimeError):
@@ -140,6 +143,33 @@ def spawn(
     return ManagedProcess(name=name, popen=popen, log_path=log_path, _log=log)
 
 
+def start_and_wait(
+    name: str,
+    argv: list[str],
+    log_dir: Path,
+    ready_url: str,
+    *,
+    url: str = "",
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60.0,
+    method: str = "GET",
+) -> ManagedProcess:
+    """Spawn ``argv`` and wait until ``ready_url`` answers (any HTTP status).
+
+    If it exits first, does not answer within ``timeout`` or the wait is interrupted,
+    the process group is stopped and the error re-raised with the log's tail.
+    """
+    process = spawn(name, argv, log_dir, env=env, cwd=cwd)
+    process.url = url
+    try:
+        wait_for_http(ready_url, process, timeout=timeout, method=method)
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
 def _gcloud() -> str:
     gcloud = shutil.which("gcloud")
     if gcloud is None:
@@ -163,88 +193,63 @@ def _require_emulator(folder: str, package: str) -> None:
 
 def start_firestore(log_dir: Path, port: int | None = None) -> ManagedProcess:
     _require_emulator("cloud-firestore-emulator", "google-cloud-cli-firestore-emulator")
-    port = port or free_port()
-    process = spawn(
+    host = f"127.0.0.1:{port or free_port()}"
+    return start_and_wait(
         "firestore-emulator",
-        [_gcloud(), "emulators", "firestore", "start", f"--host-port=127.0.0.1:{port}", "--quiet"],
+        [_gcloud(), "emulators", "firestore", "start", f"--host-port={host}", "--quiet"],
         log_dir,
+        f"http://{host}/",
+        url=host,
     )
-    process.url = f"127.0.0.1:{port}"
-    try:
-        wait_for_http(f"http://{process.url}/", process)
-    except BaseException:
-        process.stop()
-        raise
-    return process
 
 
 def start_pubsub(log_dir: Path, port: int | None = None) -> ManagedProcess:
     _require_emulator("pubsub-emulator", "google-cloud-cli-pubsub-emulator")
-    port = port or free_port()
-    process = spawn(
+    host = f"127.0.0.1:{port or free_port()}"
+    argv = [_gcloud(), "beta", "emulators", "pubsub", "start", f"--host-port={host}"]
+    return start_and_wait(
         "pubsub-emulator",
-        [
-            _gcloud(),
-            "beta",
-            "emulators",
-            "pubsub",
-            "start",
-            f"--host-port=127.0.0.1:{port}",
-            f"--project={PROJECT}",
-            "--quiet",
-        ],
+        [*argv, f"--project={PROJECT}", "--quiet"],
         log_dir,
+        f"http://{host}/",
+        url=host,
     )
-    process.url = f"127.0.0.1:{port}"
-    try:
-        wait_for_http(f"http://{process.url}/", process)
-    except BaseException:
-        process.stop()
-        raise
-    return process
 
 
-def start_sandbox(log_dir: Path, port: int = 0) -> ManagedProcess:
-    """The local Google sandbox; it prints its URL as its first line."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / "sandbox.log"
-    log = log_path.open("wb")
-    popen = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    process = ManagedProcess(name="sandbox", popen=popen, log_path=log_path, _log=log)
-    assert popen.stdout is not None
-    line = popen.stdout.readline().decode().strip()
-    if not line.startswith("sandbox listening on "):
-        process.stop()
-        raise RuntimeError(f"the sandbox did not start: {line!r}\n{process.tail()}")
-    process.url = line.rsplit(" ", 1)[1]
-    # Keep draining stdout into the log so the sandbox never blocks on a full pipe.
-    _drain(popen.stdout, log)
-    wait_for_http(f"{process.url}/_sandbox/health", process)
-    return process
-
-
-def _drain(stream: IO[bytes], sink: IO[bytes]) -> None:
-    import threading
-
-    def pump() -> None:
-        for chunk in iter(lambda: stream.readline(), b""):
-            with contextlib.suppress(ValueError):
-                sink.write(chunk)
-                sink.flush()
-
-    threading.Thread(target=pump, daemon=True).start()
+def start_sandbox(log_dir: Path, port: int | None = None) -> ManagedProcess:
+    """The local Google sandbox (``python -m sandbox``), answering its health endpoint."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port)]
+    return start_and_wait("sandbox", argv, log_dir, f"{url}/_sandbox/health", url=url)
 
 
 def function_names() -> list[str]:
     """Every Cloud Function in functions/ (a folder with a main.py)."""
     return sorted(p.parent.name for p in FUNCTIONS.glob("*/main.py"))
+
+
+def function_argv(
+    target: str, source: Path, port: int, signature_type: str | None = None
+) -> list[str]:
+    """The functions-framework command line that serves ``target`` from ``source``."""
+    argv = [
+        sys.executable,
+        "-m",
+        "functions_framework",
+        f"--target={target}",
+        f"--source={source}",
+        "--host=127.0.0.1",
+        f"--port={port}",
+    ]
+    if signature_type:
+        argv.append(f"--signature-type={signature_type}")
+    return argv
+
+
+def function_env(env: Mapping[str, str]) -> dict[str, str]:
+    """A function's process environment: this one's, ``env`` on top, this repository importable."""
+    return {**os.environ, **env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 
 
 def start_function(
@@ -253,31 +258,24 @@ def start_function(
     log_dir: Path,
     port: int | None = None,
     signature_type: str | None = None,
+    source: Path | None = None,
 ) -> ManagedProcess:
-    """Serve functions/<name>/main.py under functions-framework, as Cloud Functions does."""
+    """Serve functions/<name>/main.py (or ``source``) under functions-framework, as Cloud
+    Functions does."""
     port = port or free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "functions_framework",
-        f"--target={name}",
-        f"--source={FUNCTIONS / name / 'main.py'}",
-        "--host=127.0.0.1",
-        f"--port={port}",
-    ]
-    if signature_type:
-        argv.append(f"--signature-type={signature_type}")
-    full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    process = spawn(f"function-{name}", argv, log_dir, env=full_env)
-    process.url = f"http://127.0.0.1:{port}"
-    try:
+    url = f"http://127.0.0.1:{port}"
+    return start_and_wait(
+        f"function-{name}",
+        function_argv(name, source or FUNCTIONS / name / "main.py", port, signature_type),
+        log_dir,
         # OPTIONS: any answer means the server is up, and no function does work for it
         # (a GET would make list_events read the calendar and cache the result).
-        wait_for_http(f"{process.url}/_health_probe_", process, timeout=30, method="OPTIONS")
-    except BaseException:
-        process.stop()
-        raise
-    return process
+        f"{url}/_health_probe_",
+        url=url,
+        env=function_env(env),
+        timeout=30,
+        method="OPTIONS",
+    )
 
 
 def reset_firestore(host: str, project: str = PROJECT) -> None:
@@ -329,8 +327,6 @@ class PubSub:
             raise RuntimeError(f"create subscription {name}: {status} {body[:200]!r}")
 
     def publish(self, topic: str, payloads: list[bytes]) -> list[str]:
-        import base64
-
         status, body = http(
             "POST",
             f"http://{self.host}/v1/projects/{self.project}/topics/{topic}:publish",

@@ -13,18 +13,50 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localstack import processes
+from localstack.constants import (
+    ADMIN_EMAIL,
+    CALENDAR_ID,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    EVENT_TOPICS,
+    PROJECT,
+    REDIRECT_URI,
+)
 
-CLIENT_ID = "classcal-local.apps.googleusercontent.com"
-# The sandbox's OAuth client for this local stack: not a secret of any real account.
-CLIENT_SECRET = "classcal-local-sandbox-client"  # noqa: S105
-ADMIN_EMAIL = "admin@school.test"
 
-# Which Pub/Sub topic feeds which event function (as infra/ wires them).
-EVENT_TOPICS = {
-    "create_event": "payments",
-    "calendar_maintenance": "calendar-maintenance",
-    "guest_invitations": "guest-changes",
-}
+def environment(
+    *,
+    firestore: str | None = None,
+    pubsub: str | None = None,
+    sandbox: str | None = None,
+    redirect_uri: str = REDIRECT_URI,
+    webhook_url: str | None = None,
+    allowed_origins: str | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    """The environment every function of the local stack runs with (the one place it is built).
+
+    ``firestore`` and ``pubsub`` are the emulators' host:port, ``sandbox`` the Google
+    sandbox's URL; a part left out is not set. ``extra`` variables go on top.
+    """
+    env = {
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "AUTH_GOOGLE_ID": CLIENT_ID,
+        "AUTH_GOOGLE_SECRET": CLIENT_SECRET,
+        "ADMIN_EMAIL": ADMIN_EMAIL,
+        "GOOGLE_REDIRECT_URI": redirect_uri,
+        "CALENDAR_ID": CALENDAR_ID,
+    }
+    for name, value in (
+        ("FIRESTORE_EMULATOR_HOST", firestore),
+        ("PUBSUB_EMULATOR_HOST", pubsub),
+        ("GOOGLE_SANDBOX_URL", sandbox),
+        ("CALENDAR_WEBHOOK_URL", webhook_url),
+        ("ALLOWED_ORIGINS", allowed_origins),
+    ):
+        if value is not None:
+            env[name] = value
+    return {**env, **extra}
 
 
 @dataclass
@@ -39,7 +71,7 @@ class Stack:
     @property
     def pubsub_client(self) -> processes.PubSub:
         assert self.pubsub is not None
-        return processes.PubSub(self.pubsub.url, processes.PROJECT)
+        return processes.PubSub(self.pubsub.url, PROJECT)
 
     def urls(self) -> dict[str, str]:
         assert self.firestore
@@ -96,26 +128,16 @@ def start(
         redirect_uri = f"{url.get('oauth_callback', 'http://127.0.0.1')}/callback"
         control.register_client(CLIENT_ID, CLIENT_SECRET, [redirect_uri])
 
-        stack.env = {
-            "GOOGLE_CLOUD_PROJECT": processes.PROJECT,
-            "FIRESTORE_EMULATOR_HOST": stack.firestore.url,
-            "PUBSUB_EMULATOR_HOST": stack.pubsub.url,
-            "GOOGLE_SANDBOX_URL": stack.sandbox.url,
-            "AUTH_GOOGLE_ID": CLIENT_ID,
-            "AUTH_GOOGLE_SECRET": CLIENT_SECRET,
-            "ADMIN_EMAIL": ADMIN_EMAIL,
-            "GOOGLE_REDIRECT_URI": redirect_uri,
-            "CALENDAR_ID": "primary",
-            "ALLOWED_ORIGINS": "*",
-            "GUEST_CHANGES_TOPIC": EVENT_TOPICS["guest_invitations"],
-            "OAUTHLIB_INSECURE_TRANSPORT": "1",
-            **(
-                {"CALENDAR_WEBHOOK_URL": url["calendar_webhook"]}
-                if "calendar_webhook" in url
-                else {}
-            ),
+        stack.env = environment(
+            firestore=stack.firestore.url,
+            pubsub=stack.pubsub.url,
+            sandbox=stack.sandbox.url,
+            redirect_uri=redirect_uri,
+            webhook_url=url.get("calendar_webhook"),
+            allowed_origins="*",
+            GUEST_CHANGES_TOPIC=EVENT_TOPICS["guest_invitations"],
             **(extra_env or {}),
-        }
+        )
         for name in names:
             stack.functions[name] = processes.start_function(
                 name, stack.env, log_dir, port=function_ports[name]

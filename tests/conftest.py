@@ -1,30 +1,24 @@
 """Fixtures: the real emulators and the Google sandbox, started once per session.
 
 Each is started only when a test first asks for it, wiped before every test that uses
-it, and its whole process group is stopped at the end of the session.
+it, and its whole process group is stopped at the end of the session. Nothing imports
+this file: shared helpers live in ``tests/support``, shared names in
+``localstack.constants``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from localstack import processes
-from localstack.processes import cloud_event_headers, pubsub_envelope
+from localstack import processes, stack
+from localstack.constants import ADMIN_EMAIL, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI
 from shared.core.config import reset_config
 from shared.google import clients, tokens
 from shared.stores import db
-
-PROJECT = processes.PROJECT
-__all__ = ["cloud_event_headers", "pubsub_envelope"]  # tests import them from here
-CLIENT_ID = "classcal-test.apps.googleusercontent.com"
-CLIENT_SECRET = "sandbox-client-secret"  # the sandbox's client, not a real secret
-ADMIN_EMAIL = "admin@school.test"
-REDIRECT_URI = "http://127.0.0.1:8080/callback"
 
 
 @pytest.fixture(scope="session")
@@ -70,15 +64,13 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
         "FUNCTION_SIGNATURE_TYPE",
     ):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
-    monkeypatch.setenv("AUTH_GOOGLE_ID", CLIENT_ID)
-    monkeypatch.setenv("AUTH_GOOGLE_SECRET", CLIENT_SECRET)
-    monkeypatch.setenv("ADMIN_EMAIL", ADMIN_EMAIL)
-    monkeypatch.setenv("GOOGLE_REDIRECT_URI", REDIRECT_URI)
-    monkeypatch.setenv("CALENDAR_ID", "primary")
-    # Retries are real, their sleeps short: the library's backoff is random() * 2**n s.
-    monkeypatch.setenv("GOOGLE_API_RETRIES", "3")
-    monkeypatch.setenv("CONFERENCE_POLL_DELAYS", "0.05,0.05,0.05,0.05")
+    # The stack's environment without its servers: the fixtures below add each one.
+    # No retries by default: a failure injected at Google answers at once. The tests
+    # of the client's retries ask for the `google_retries` fixture.
+    for name, value in stack.environment(
+        GOOGLE_API_RETRIES="0", CONFERENCE_POLL_DELAYS="0.05,0.05,0.05,0.05"
+    ).items():
+        monkeypatch.setenv(name, value)
     _forget_caches()
     yield monkeypatch
     _forget_caches()
@@ -94,7 +86,7 @@ def _forget_caches() -> None:
 def firestore(firestore_emulator: processes.ManagedProcess, env: pytest.MonkeyPatch) -> Any:
     """A Firestore client on a freshly wiped emulator."""
     env.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator.url)
-    processes.reset_firestore(firestore_emulator.url, PROJECT)
+    processes.reset_firestore(firestore_emulator.url)
     _forget_caches()
     return db.firestore_client()
 
@@ -102,8 +94,8 @@ def firestore(firestore_emulator: processes.ManagedProcess, env: pytest.MonkeyPa
 @pytest.fixture
 def pubsub(pubsub_emulator: processes.ManagedProcess, env: pytest.MonkeyPatch) -> processes.PubSub:
     env.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator.url)
-    processes.reset_pubsub(pubsub_emulator.url, PROJECT)
-    return processes.PubSub(pubsub_emulator.url, PROJECT)
+    processes.reset_pubsub(pubsub_emulator.url)
+    return processes.PubSub(pubsub_emulator.url)
 
 
 @pytest.fixture
@@ -129,5 +121,9 @@ def connected(sandbox: Any, firestore: Any) -> dict[str, Any]:
     return granted
 
 
-def payment_message(**fields: Any) -> bytes:
-    return json.dumps(fields).encode()
+@pytest.fixture
+def google_retries(env: pytest.MonkeyPatch) -> int:
+    """For the tests of the Google client's own retries: three, each backoff short."""
+    from tests.support import retries
+
+    return retries.quick(env, 3)

@@ -67,14 +67,15 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from localstack.constants import PROJECT
+from localstack.processes import cloud_event_headers
 from shared.domain import busy_slots
-from shared.domain.payments import APPROVED, CANCELLING_STATUSES
 from shared.google import tokens
 from shared.stores import bookings
+from shared.web.payments import APPROVED, CANCELLING_STATUSES
 from shared.web.pubsub import MAX_MESSAGE_BYTES
-from tests.calendar_sync_support import ManualChannel, configure, manual_channel
-from tests.conftest import PROJECT, cloud_event_headers
-from tests.scheduling_support import Booking, payment, read_booking, write_booking
+from tests.support.calendar_sync import ManualChannel, configure, manual_channel
+from tests.support.scheduling import Booking, payment, read_booking, write_booking
 
 # functions-framework's own conversion of a raw Pub/Sub push that has no publishTime.
 pytestmark = pytest.mark.filterwarnings("ignore:datetime.datetime.utcnow:DeprecationWarning")
@@ -485,6 +486,7 @@ def requests(
 # --- list_events ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(SWEEP, max_examples=80)
 @given(request=requests())
 def test_list_events_answers_any_request_without_a_server_error(
@@ -524,6 +526,7 @@ oauth_query = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(SWEEP, max_examples=80)
 @given(request=requests(paths=OAUTH_PATHS, query=oauth_query))
 def test_oauth_callback_answers_any_request_without_a_server_error(
@@ -545,6 +548,7 @@ def test_oauth_callback_answers_any_request_without_a_server_error(
         assert diff == {}
 
 
+@pytest.mark.slow
 @SWEEP
 @given(
     code=st.one_of(any_text, st.text(min_size=2000, max_size=2100)),
@@ -645,6 +649,7 @@ def _notification(channel_id: str) -> Request:
     return Request("POST", "/", "", headers, b"")
 
 
+@pytest.mark.slow
 @settings(SWEEP, max_examples=80)
 @given(request=notifications())
 @example(request=_notification("a/b"))  # not a document id: was a 500
@@ -882,6 +887,7 @@ def deliveries(draw: st.DrawFn, kinds: list[str] = PAYMENT_KINDS) -> Delivery:
 # --- create_event --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(SWEEP, max_examples=80)
 @given(delivery=deliveries())
 @example(delivery=pushed(BIG_NUMBER))  # json.loads: ValueError, was retried
@@ -907,6 +913,7 @@ other_statuses = st.one_of(
 ).filter(lambda s: s != APPROVED and s not in CANCELLING_STATUSES)
 
 
+@pytest.mark.slow
 @SWEEP
 @given(message=valid_payments(st.sampled_from([SEEDED[0], SEEDED[0], *SEEDED]), other_statuses))
 def test_another_status_changes_only_the_payment_fields_of_a_pending_booking(
@@ -946,6 +953,7 @@ def test_another_status_changes_only_the_payment_fields_of_a_pending_booking(
 # --- calendar_maintenance ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(SWEEP, max_examples=40)
 @given(delivery=deliveries(TICK_KINDS))
 def test_calendar_maintenance_acknowledges_any_message_and_leaves_bookings_alone(

@@ -13,9 +13,10 @@ import functions_framework
 import pytest
 
 from localstack import processes
+from localstack.processes import cloud_event_headers, pubsub_envelope
 from shared.domain import cancellation, maintenance
 from shared.stores import sync_state
-from tests.calendar_sync_support import (
+from tests.support.calendar_sync import (
     admin_calendar,
     booking,
     configure,
@@ -25,8 +26,7 @@ from tests.calendar_sync_support import (
     start_webhook,
     webhook_lines,
 )
-from tests.conftest import cloud_event_headers, pubsub_envelope
-from tests.scheduling_support import (
+from tests.support.scheduling import (
     activities,
     app_client,
     classcal_events,
@@ -102,6 +102,7 @@ def test_maintenance_creates_one_channel_then_keeps_it(run: Any, sandbox: Any) -
     assert channel.token not in repr(summary)
 
 
+@pytest.mark.slow
 def test_renewal_creates_the_new_channel_then_stops_the_old_one(
     run: Any, webhook_server: Any, firestore: Any, sandbox: Any, env: pytest.MonkeyPatch
 ) -> None:
@@ -134,10 +135,19 @@ def test_renewal_creates_the_new_channel_then_stops_the_old_one(
         timeout=20,
         what="the booking to move",
     )
-    received = [line for line in webhook_lines(webhook_server) if line.get("channel_id")]
-    assert any(
-        line["channel_id"] == new.id and line["resource_state"] == "exists" for line in received
+
+    def logged() -> list[dict[str, Any]]:
+        return [line for line in webhook_lines(webhook_server) if line.get("channel_id")]
+
+    # The server logs a notification once it has answered it: just after the booking moved.
+    wait_for(
+        lambda: any(
+            line["channel_id"] == new.id and line["resource_state"] == "exists" for line in logged()
+        ),
+        timeout=10,
+        what="the webhook's log line for the new channel's notification",
     )
+    received = logged()
     assert [line["resource_state"] for line in received if line["channel_id"] == old.id] == ["sync"]
 
 
@@ -156,10 +166,7 @@ def test_a_channel_already_gone_at_google_is_still_retired(
     assert sync_state.get_channel(old.id).state == "stopped"
 
 
-def test_a_failed_watch_is_retried_and_leaves_no_live_channel(
-    run: Any, sandbox: Any, env: pytest.MonkeyPatch
-) -> None:
-    configure(env, GOOGLE_API_RETRIES="0")
+def test_a_failed_watch_is_retried_and_leaves_no_live_channel(run: Any, sandbox: Any) -> None:
     sandbox.fault("POST", r"/events/watch", 503, "backendError", count=None)
 
     status, _ = run()
@@ -186,6 +193,7 @@ def test_without_a_webhook_url_maintenance_is_retried_and_says_why(
     assert any("CALENDAR_WEBHOOK_URL" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_concurrent_runs_make_one_channel(run: Any, sandbox: Any) -> None:
     barrier = threading.Barrier(3)
     errors: list[BaseException] = []
@@ -227,7 +235,6 @@ def _dead_lettered(firestore: Any, sandbox: Any) -> Any:
 def test_a_booking_left_by_a_dead_lettered_message_is_scheduled_exactly_once(
     run: Any, firestore: Any, sandbox: Any, env: pytest.MonkeyPatch
 ) -> None:
-    configure(env, GOOGLE_API_RETRIES="0")
     class_ = _dead_lettered(firestore, sandbox)
     sandbox.clear_faults()
     inserts = sandbox_calls(sandbox, "calendar.events.insert")
@@ -255,7 +262,7 @@ def test_a_booking_left_by_a_dead_lettered_message_is_scheduled_exactly_once(
 def test_a_booking_still_failing_is_counted_with_its_reason(
     run: Any, firestore: Any, sandbox: Any, env: pytest.MonkeyPatch
 ) -> None:
-    configure(env, GOOGLE_API_RETRIES="0", RECONCILE_GRACE_MINUTES="0")
+    configure(env, RECONCILE_GRACE_MINUTES="0")
     class_ = _dead_lettered(firestore, sandbox)
 
     status, summary = run()
@@ -268,9 +275,8 @@ def test_a_booking_still_failing_is_counted_with_its_reason(
 
 
 def test_events_gone_from_the_calendar_are_caught_even_without_notifications(
-    run: Any, firestore: Any, sandbox: Any, env: pytest.MonkeyPatch
+    run: Any, firestore: Any, sandbox: Any
 ) -> None:
-    configure(env, GOOGLE_API_RETRIES="0")
     deleted = scheduled_booking(firestore)
     missing = scheduled_booking(firestore)
     delete(admin_calendar(sandbox), deleted.event_id)
@@ -306,7 +312,6 @@ def test_a_cancellation_whose_event_removal_waited_is_finished(
 ) -> None:
     from shared.core.errors import GoogleUnavailable
 
-    configure(env, GOOGLE_API_RETRIES="0")
     class_ = scheduled_booking(firestore)
     sandbox.fault("DELETE", r"/events/", 503, "backendError", count=None)
     with pytest.raises(GoogleUnavailable):
@@ -330,7 +335,7 @@ def test_a_cancellation_whose_event_removal_waited_is_finished(
 def test_bookings_with_odd_fields_do_not_stop_the_run(
     run: Any, firestore: Any, sandbox: Any, env: pytest.MonkeyPatch
 ) -> None:
-    configure(env, GOOGLE_API_RETRIES="0", RECONCILE_GRACE_MINUTES="0")
+    configure(env, RECONCILE_GRACE_MINUTES="0")
     # Paid and left waiting, then found with fields no booking page writes: a student id
     # Firestore cannot use as a document id, a time its calendar cannot hold.
     odd_student = _dead_lettered(firestore, sandbox)
@@ -356,9 +361,8 @@ def test_the_event_check_walks_past_bookings_without_an_event_id(
 ) -> None:
     from datetime import timedelta
 
-    from tests.scheduling_support import next_class_start
+    from tests.support.scheduling import next_class_start
 
-    configure(env, GOOGLE_API_RETRIES="0")
     env.setattr(maintenance, "MAX_EVENT_CHECKS", 2)
     first = next_class_start()
     # Checked in end-time order: a scheduled booking with no event id, one fine, then one

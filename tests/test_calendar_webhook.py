@@ -20,7 +20,7 @@ from localstack import processes
 from shared.domain import event_shape, maintenance, sync
 from shared.google import clients
 from shared.stores import booking_sync, bookings, sync_state
-from tests.calendar_sync_support import (
+from tests.support.calendar_sync import (
     WEBHOOK_SOURCE,
     admin_calendar,
     booking,
@@ -34,7 +34,7 @@ from tests.calendar_sync_support import (
     start_webhook,
     webhook_lines,
 )
-from tests.scheduling_support import records, sandbox_calls, wait_for, write_booking
+from tests.support.scheduling import records, sandbox_calls, wait_for, write_booking
 
 
 @pytest.fixture
@@ -79,6 +79,7 @@ def _list_calls(sandbox: Any) -> int:
 # --- real notifications ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_event_deleted_in_google_cancels_the_booking(
     watched: Any, firestore: Any, sandbox: Any
 ) -> None:
@@ -100,6 +101,7 @@ def test_an_event_deleted_in_google_cancels_the_booking(
     assert activity["status"] == "cancelled"
 
 
+@pytest.mark.slow
 def test_an_event_moved_in_google_moves_the_booking(
     watched: Any, firestore: Any, sandbox: Any
 ) -> None:
@@ -119,6 +121,7 @@ def test_an_event_moved_in_google_moves_the_booking(
     assert moved["calendarEventSequence"] >= 1
 
 
+@pytest.mark.slow
 def test_a_new_meet_link_in_google_reaches_the_booking(
     watched: Any, firestore: Any, sandbox: Any
 ) -> None:
@@ -137,6 +140,7 @@ def test_a_new_meet_link_in_google_reaches_the_booking(
     )
 
 
+@pytest.mark.slow
 def test_changes_to_events_that_are_not_classcals_are_ignored(
     watched: Any, firestore: Any, sandbox: Any
 ) -> None:
@@ -169,6 +173,7 @@ def test_changes_to_events_that_are_not_classcals_are_ignored(
     assert booking(firestore, class_.booking_id) == before
 
 
+@pytest.mark.slow
 def test_an_expired_sync_token_recovers_by_a_full_resync(
     watched: Any, firestore: Any, sandbox: Any
 ) -> None:
@@ -224,6 +229,7 @@ FORGERIES = (
 )
 
 
+@pytest.mark.slow
 def test_forged_notifications_get_403_and_change_nothing(
     moved_quietly: Any, webhook_server: Any, firestore: Any, sandbox: Any
 ) -> None:
@@ -293,6 +299,7 @@ def test_only_post_is_accepted(webhook_server: Any) -> None:
 # --- failures ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_google_unavailable_answers_503_and_the_redelivery_applies_the_change(
     moved_quietly: Any, webhook_server: Any, firestore: Any, sandbox: Any
 ) -> None:
@@ -313,6 +320,7 @@ def test_google_unavailable_answers_503_and_the_redelivery_applies_the_change(
     assert sync_state.sync_status("primary")["dirty"] is False
 
 
+@pytest.mark.slow
 def test_an_unreachable_database_answers_503(connected: Any, env: pytest.MonkeyPatch) -> None:
     channel_headers = {
         "X-Goog-Channel-ID": "test-x",
@@ -383,6 +391,7 @@ def test_an_expired_sync_lease_is_taken_over_and_the_old_holder_stores_nothing(
     assert sync_state.sync_status("primary").get("syncToken") != "stale-token"
 
 
+@pytest.mark.slow
 def test_concurrent_syncs_apply_each_change_exactly_once(
     connected: Any, firestore: Any, sandbox: Any
 ) -> None:
@@ -419,6 +428,7 @@ def test_concurrent_syncs_apply_each_change_exactly_once(
     assert sync_state.sync_status("primary")["leaseOwner"] is None
 
 
+@pytest.mark.slow
 def test_concurrent_notifications_to_the_server_apply_each_change_once(
     moved_quietly: Any, webhook_server: Any, firestore: Any
 ) -> None:
@@ -528,6 +538,7 @@ def test_an_event_naming_an_impossible_booking_id_is_not_classcals(
     assert sync.apply_event(event) == "not_classcal"
 
 
+@pytest.mark.slow
 def test_a_stopped_channels_late_notification_is_acknowledged_and_ignored(
     connected: Any, webhook_server: Any, sandbox: Any
 ) -> None:

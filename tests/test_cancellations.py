@@ -13,7 +13,8 @@ import pytest
 
 from shared.domain import event_shape, scheduling
 from shared.google import calendar
-from tests.scheduling_support import (
+from tests.support import retries
+from tests.support.scheduling import (
     STUDENT_EMAIL,
     activities,
     app_client,
@@ -179,10 +180,9 @@ def test_an_event_orphaned_by_a_crashed_attempt_is_removed_by_the_refund(
 
 
 def test_a_failing_delete_keeps_the_booking_cancelled_and_is_retried(
-    env: pytest.MonkeyPatch, client: Any, firestore: Any, sandbox: Any
+    client: Any, firestore: Any, sandbox: Any
 ) -> None:
     booking = _scheduled(client, firestore)
-    configure(env, GOOGLE_API_RETRIES="0")
     sandbox.fault(method="DELETE", path=r"/events/", status=503, reason="backendError", count=1)
     refund = payment(booking.preference_id, "refunded")
 
@@ -202,10 +202,9 @@ def test_a_failing_delete_keeps_the_booking_cancelled_and_is_retried(
 
 
 def test_an_approved_delivery_finishes_a_cancellation_left_half_done(
-    env: pytest.MonkeyPatch, client: Any, firestore: Any, sandbox: Any
+    client: Any, firestore: Any, sandbox: Any
 ) -> None:
     booking = _scheduled(client, firestore)
-    configure(env, GOOGLE_API_RETRIES="0")
     sandbox.fault(method="DELETE", path=r"/events/", status=503, reason="backendError", count=1)
     assert deliver(client, payment(booking.preference_id, "refunded")) == 500
 
@@ -236,11 +235,14 @@ def test_a_refund_waits_while_a_delivery_is_scheduling_the_booking(
     assert stored["schedulingLeaseOwner"] == "scheduling-delivery"
 
 
+@pytest.mark.slow
 def test_a_refund_landing_while_a_slow_delivery_makes_the_event_still_wins(
     env: pytest.MonkeyPatch, client: Any, firestore: Any, sandbox: Any
 ) -> None:
-    # The scheduling delivery outlives its lease: its insert is held 3 s by Google.
-    configure(env, SCHEDULING_LEASE_SECONDS="1", GOOGLE_API_RETRIES="2")
+    # The scheduling delivery outlives its lease: its insert is held 3 s by Google, and
+    # the client's retry of the lost answer finds the event made.
+    configure(env, SCHEDULING_LEASE_SECONDS="1")
+    retries.quick(env, 2)
     booking = write_booking(firestore)
     sandbox.fault(method="POST", path=r"/events$", status=503, commit=True, delay=3)
     results: list[int] = []

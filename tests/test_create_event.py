@@ -17,7 +17,8 @@ import pytest
 from shared.core.errors import InvalidBooking
 from shared.domain import event_shape, scheduling
 from shared.google import calendar
-from tests.scheduling_support import (
+from tests.support import retries
+from tests.support.scheduling import (
     STUDENT_EMAIL,
     activities,
     app_client,
@@ -248,6 +249,7 @@ def test_five_sequential_deliveries_give_one_event_one_code_one_activity(
     assert len(activities(firestore)) == 1
 
 
+@pytest.mark.slow
 def test_five_concurrent_deliveries_give_one_event_one_code_one_activity(
     client: Any, firestore: Any, sandbox: Any
 ) -> None:
@@ -313,7 +315,7 @@ def test_an_expired_lease_is_taken_over(client: Any, firestore: Any, sandbox: An
 
 
 def test_a_lost_insert_answer_is_followed_by_409_and_the_same_event(
-    client: Any, firestore: Any, sandbox: Any
+    client: Any, firestore: Any, sandbox: Any, google_retries: int
 ) -> None:
     booking = write_booking(firestore)
     # Google makes the event but the answer is a 503: the client's retry gets 409.
@@ -386,7 +388,7 @@ def test_an_event_deleted_in_google_before_the_booking_was_written_is_not_recrea
     [(429, "rateLimitExceeded"), (403, "rateLimitExceeded"), (503, "backendError")],
 )
 def test_a_throttled_or_failing_insert_is_retried_and_succeeds(
-    client: Any, firestore: Any, sandbox: Any, status: int, reason: str
+    client: Any, firestore: Any, sandbox: Any, status: int, reason: str, google_retries: int
 ) -> None:
     booking = write_booking(firestore)
     sandbox.fault(method="POST", path=r"/events$", status=status, reason=reason, count=1)
@@ -401,7 +403,7 @@ def test_a_throttled_or_failing_insert_is_retried_and_succeeds(
 def test_google_failing_past_the_clients_retries_leaves_the_booking_waiting_then_retried(
     env: pytest.MonkeyPatch, client: Any, firestore: Any, sandbox: Any
 ) -> None:
-    configure(env, GOOGLE_API_RETRIES="1")
+    retries.quick(env, 1)
     booking = write_booking(firestore)
     sandbox.fault(method="POST", path=r"/events$", status=503, reason="backendError", count=2)
     message = payment(booking.preference_id)
@@ -591,6 +593,7 @@ def test_a_bad_description_template_is_a_configuration_error_and_retried(
     assert "EVENT_DESCRIPTION" in stored["schedulingMessage"]
 
 
+@pytest.mark.slow
 def test_an_unreachable_database_is_retried(
     env: pytest.MonkeyPatch, connected: Any, sandbox: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -630,8 +633,8 @@ def test_transaction_contention_is_transient_not_a_bug() -> None:
 def test_a_stored_grant_without_calendar_access_waits_for_the_admin(
     sandbox: Any, firestore: Any, client: Any
 ) -> None:
+    from localstack.constants import ADMIN_EMAIL, CLIENT_ID
     from shared.google import tokens
-    from tests.conftest import ADMIN_EMAIL, CLIENT_ID
 
     # Google answers invalid_scope to a refresh asking for calendar access the grant lacks:
     # only a new connection fixes that, as with a revoked grant.

@@ -926,7 +926,8 @@ def test_each_bundle_runs_alone_in_a_fresh_virtualenv(
     # Served the way Cloud Functions serves it: functions-framework, from the folder,
     # with the HTTP signature type the platform passes (a decorator overrides it).
     port = processes.free_port()
-    server = processes.spawn(
+    url = f"http://127.0.0.1:{port}"
+    server = processes.start_and_wait(
         f"bundle-{name}",
         [
             str(bundle_venv / "bin" / "functions-framework"),
@@ -937,13 +938,12 @@ def test_each_bundle_runs_alone_in_a_fresh_virtualenv(
             f"--port={port}",
         ],
         tmp_path / "logs",
+        # The framework answers /robots.txt itself (HTTP) or refuses GET (CloudEvent).
+        f"{url}/robots.txt",
         env=_bundle_env(),
         cwd=folder,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        # The framework answers /robots.txt itself (HTTP) or refuses GET (CloudEvent).
-        processes.wait_for_http(f"{url}/robots.txt", server, timeout=60)
         if signature == "cloud_event":
             # What the push subscription in infra/ delivers: the raw Pub/Sub push body at
             # the topic's path. Undecodable data is acknowledged (200), not retried.
@@ -1034,6 +1034,7 @@ def test_deploy_says_when_terraform_is_missing(tmp_path: Path) -> None:
     assert "terraform is not installed" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("gcloud") is None, reason="gcloud is not installed")
 def test_deploy_says_when_gcloud_is_not_logged_in(tmp_path: Path) -> None:
     # An empty gcloud configuration: logged in as nobody, whatever this machine's user is.

@@ -14,7 +14,7 @@ import pytest
 
 from shared.core.config import get_config
 from shared.domain import group_classes
-from tests.group_class_support import (
+from tests.support.group_classes import (
     attendee_emails,
     call,
     event,
@@ -28,7 +28,7 @@ from tests.group_class_support import (
     stored_group_class,
     student,
 )
-from tests.scheduling_support import (
+from tests.support.scheduling import (
     STUDENT_EMAIL,
     app_client,
     configure,
@@ -110,7 +110,7 @@ def test_a_guest_joins_and_becomes_an_attendee_of_the_event(
 def test_other_attendees_and_their_answers_are_kept(
     client: Any, inviter: Any, firestore: Any, sandbox: Any
 ) -> None:
-    from tests.calendar_sync_support import admin_calendar
+    from tests.support.calendar_sync import admin_calendar
 
     group = scheduled_group_class(firestore, seats=4)
     admin = admin_calendar(sandbox)
@@ -630,7 +630,7 @@ def test_a_class_deleted_in_google_marks_every_guest(
     client: Any, inviter: Any, firestore: Any, sandbox: Any
 ) -> None:
     from shared.domain import sync
-    from tests.calendar_sync_support import admin_calendar, delete
+    from tests.support.calendar_sync import admin_calendar, delete
 
     group, guests = _two_invited_guests(client, inviter, firestore, sandbox)
 
@@ -647,7 +647,7 @@ def test_a_class_moved_in_google_keeps_its_guests(
     client: Any, inviter: Any, firestore: Any, sandbox: Any
 ) -> None:
     from shared.domain import sync
-    from tests.calendar_sync_support import admin_calendar, move
+    from tests.support.calendar_sync import admin_calendar, move
 
     group, guests = _two_invited_guests(client, inviter, firestore, sandbox)
     before = read_booking(firestore, group.booking_id)

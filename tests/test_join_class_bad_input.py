@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from localstack.constants import PROJECT
+from localstack.processes import cloud_event_headers
 from shared.stores import bookings
-from tests.conftest import PROJECT, cloud_event_headers
-from tests.group_class_support import guests_app, join_app, stored_group_class, student
+from tests.support.group_classes import guests_app, join_app, stored_group_class, student
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "classcal-hypothesis")
 SWEEP = settings(

@@ -24,6 +24,7 @@ import functions_framework
 import pytest
 
 from localstack import processes
+from localstack.constants import ADMIN_EMAIL
 from shared.core.cache import SingleFlightCache
 from shared.core.config import get_config, reset_config
 from shared.core.errors import ClasscalError, InvalidParameter, StoreUnavailable
@@ -31,14 +32,14 @@ from shared.domain import busy_slots, maintenance, mirror, sync
 from shared.google import calendar, clients, tokens
 from shared.stores import slots as slot_store
 from shared.stores import sync_state
-from tests.calendar_sync_support import (
+from tests.support.calendar_sync import (
     admin_calendar,
     move,
     scheduled_booking,
     start_webhook,
     webhook_lines,
 )
-from tests.scheduling_support import (
+from tests.support.scheduling import (
     app_client,
     deliver,
     deliver_until_acked,
@@ -198,7 +199,7 @@ def test_nothing_but_start_end_and_status_leaves_the_function_or_enters_the_mirr
     for secret in (
         marker,
         "example.test",
-        "admin@school.test",
+        ADMIN_EMAIL,
         created["id"],
         created["iCalUID"],
         "meet.google.com",

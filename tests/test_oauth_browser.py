@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from localstack import processes
+from localstack.constants import ADMIN_EMAIL, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI
 from shared.google import clients, tokens
-from tests.conftest import ADMIN_EMAIL, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = (

@@ -23,12 +23,12 @@ import pytest
 import requests
 
 from localstack import processes
+from localstack.constants import ADMIN_EMAIL, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI
 from shared.core.config import reset_config
 from shared.core.logs import JsonFormatter
 from shared.domain import connection
 from shared.google import calendar, clients, tokens
 from shared.stores import sync_state
-from tests.conftest import ADMIN_EMAIL, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI
 
 SOURCE = Path(__file__).resolve().parent.parent / "functions" / "oauth_callback" / "main.py"
 OTHER_EMAIL = "someone.else@gmail.test"
@@ -543,6 +543,7 @@ def test_calendar_check_failing_says_so_but_keeps_the_connection(
 # --- a second connection ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_second_connection_replaces_the_token_and_a_running_instance_picks_it_up(
     sandbox: Any, client: Any, firestore: Any, tmp_path: Path
 ) -> None:
@@ -674,6 +675,7 @@ def test_a_stored_grant_without_calendar_access_must_be_reconnected(
     assert document["tokenRefreshes"] is False
 
 
+@pytest.mark.slow
 def test_status_when_the_token_endpoint_is_down(sandbox: Any, client: Any) -> None:
     connected, _ = connect(client)
     assert connected.status_code == 200

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
+from localstack.constants import PROJECT
+from localstack.processes import cloud_event_headers
 from shared.core.errors import InvalidMessage
 from shared.web.payments import Payment, parse_payment
 from shared.web.pubsub import MAX_MESSAGE_BYTES
-from tests.conftest import PROJECT, cloud_event_headers
-from tests.scheduling_support import (
+from tests.support.scheduling import (
     app_client,
     deliver,
     payment,

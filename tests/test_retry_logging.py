@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from localstack import processes
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, PROJECT
-from tests.scheduling_support import payment, post, write_booking
+from localstack.constants import CLIENT_ID, CLIENT_SECRET, PROJECT
+from tests.support.scheduling import payment, post, write_booking
 
 
 def _lines(server: processes.ManagedProcess) -> list[str]:

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from shared.domain import sync
-from tests.calendar_sync_support import admin_calendar
-from tests.scheduling_support import (
+from tests.support.calendar_sync import admin_calendar
+from tests.support.scheduling import (
     STUDENT_EMAIL,
     app_client,
     classcal_events,

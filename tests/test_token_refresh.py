@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from shared.google import tokens
-from tests.scheduling_support import app_client, deliver, payment, read_booking, write_booking
+from tests.support.scheduling import app_client, deliver, payment, read_booking, write_booking
 
 
 def token_requests(sandbox: Any) -> int:

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sandbox_helpers import (
+
+from sandbox.control import SandboxControl
+from tests.support.sandbox_clients import (
     ADMIN,
     CALENDAR,
     CLIENT_ID,
@@ -20,8 +22,6 @@ from sandbox_helpers import (
     REDIRECT_URI,
     calendar_service,
 )
-
-from sandbox.control import SandboxControl
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 import requests
 from googleapiclient.errors import HttpError
-from sandbox_helpers import (
+
+from tests.support.sandbox_clients import (
     ADMIN,
     CALENDAR,
     CALENDAR_EVENTS,

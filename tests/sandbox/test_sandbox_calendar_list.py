@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 from googleapiclient.errors import HttpError
-from sandbox_helpers import (
+
+from tests.support.sandbox_clients import (
     ADMIN,
     FREEBUSY,
     MONDAY,
@@ -40,6 +41,7 @@ def list_all(calendar, **params):
             return items, page.get("nextSyncToken")
 
 
+@pytest.mark.slow
 def test_paging_over_600_events(calendar):
     # One events() resource for all inserts: googleapiclient rebuilds every
     # method on each events() call, which costs more than the request itself.

@@ -8,7 +8,8 @@ import time
 import pytest
 import requests
 from googleapiclient.errors import HttpError
-from sandbox_helpers import ADMIN, CLIENT_ID, CLIENT_SECRET, event_body, no_sleep
+
+from tests.support.sandbox_clients import ADMIN, CLIENT_ID, CLIENT_SECRET, event_body, no_sleep
 
 EVENTS = r"/calendar/v3/calendars/[^/]+/events$"
 

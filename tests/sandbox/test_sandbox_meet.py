@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sandbox_helpers import ADMIN, event_body
+from tests.support.sandbox_clients import ADMIN, event_body
 
 MEET_URI = re.compile(r"^https://meet\.google\.com/[a-z]{3}-[a-z]{4}-[a-z]{3}$")
 

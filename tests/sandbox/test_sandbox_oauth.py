@@ -14,7 +14,9 @@ from google.oauth2 import id_token
 from google.oauth2.credentials import Credentials
 from google_auth_oauthlib.flow import Flow
 from googleapiclient.discovery import build
-from sandbox_helpers import (
+
+from sandbox.control import SandboxControlError
+from tests.support.sandbox_clients import (
     ADMIN,
     CALENDAR,
     CALENDAR_READONLY,
@@ -25,8 +27,6 @@ from sandbox_helpers import (
     calendar_service,
     credentials,
 )
-
-from sandbox.control import SandboxControlError
 
 USERINFO_EMAIL = "https://www.googleapis.com/auth/userinfo.email"
 SCOPES = ["openid", USERINFO_EMAIL, CALENDAR]

@@ -14,7 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from googleapiclient.errors import HttpError
-from sandbox_helpers import ADMIN, TEACHER, api_key_service, event_body
+
+from tests.support.sandbox_clients import ADMIN, TEACHER, api_key_service, event_body
 
 
 @dataclass

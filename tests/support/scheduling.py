@@ -1,4 +1,4 @@
-"""Helpers shared by the create_event and cancellation tests (not collected: no test_ prefix)."""
+"""Bookings, payments and deliveries, for the create_event, cancellation and sync tests."""
 
 from __future__ import annotations
 
@@ -10,20 +10,19 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import functions_framework
 
 from localstack import processes
+from localstack.constants import ADMIN_CALENDAR
+from localstack.processes import cloud_event_headers, pubsub_envelope
 from shared.core.config import reset_config
 from shared.domain import event_shape
 from shared.stores import bookings
-from tests.conftest import ADMIN_EMAIL, cloud_event_headers, pubsub_envelope
 
-SOURCE = Path(__file__).resolve().parent.parent / "functions" / "create_event" / "main.py"
+SOURCE = processes.FUNCTIONS / "create_event" / "main.py"
 STUDENT_EMAIL = "ana.student@example.test"
-CALENDAR = ADMIN_EMAIL  # the sandbox keeps "primary" under its owner's address
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ def sandbox_calls(sandbox: Any, name: str) -> int:
 
 def classcal_events(sandbox: Any) -> list[dict[str, Any]]:
     """Every event on the school calendar (tombstones included)."""
-    return list(sandbox.events(CALENDAR))
+    return list(sandbox.events(ADMIN_CALENDAR))
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:

@@ -10,10 +10,11 @@ from typing import Any
 
 import functions_framework
 
+from localstack.constants import CLIENT_ID
+from localstack.processes import cloud_event_headers, pubsub_envelope
 from shared.domain import event_shape
 from shared.stores import bookings
-from tests.conftest import CLIENT_ID, cloud_event_headers, pubsub_envelope
-from tests.scheduling_support import (
+from tests.support.scheduling import (
     CALENDAR,
     app_client,
     deliver,

@@ -14,18 +14,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from localstack import processes
+from localstack import processes, stack
+from localstack.constants import (
+    ADMIN_CALENDAR,
+    ADMIN_EMAIL,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    PAYMENTS,
+    REDIRECT_URI,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
+BARE = "bare"
 BARE_SOURCE = ROOT / "benchmarks" / "bare" / "main.py"
-
-CLIENT_ID = "classcal-scale.apps.googleusercontent.com"
-CLIENT_SECRET = "sandbox-client-secret"  # the sandbox's client, not a real secret
-ADMIN_EMAIL = "admin@school.test"
-ADMIN_CALENDAR = ADMIN_EMAIL  # what "primary" is for the admin's token in the sandbox
-PAYMENTS = "payments"
-MAINTENANCE = "calendar-maintenance"
 
 # Stat keys of the sandbox's request counter.
 INSERT = "calendar.events.insert"
@@ -82,26 +84,19 @@ class Lab:
 
     @property
     def pubsub_client(self) -> processes.PubSub:
-        return processes.PubSub(self.pubsub.url, processes.PROJECT)
+        return processes.PubSub(self.pubsub.url)
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment of every function (and of this process, for shared/ calls)."""
-        return {
-            "GOOGLE_CLOUD_PROJECT": processes.PROJECT,
-            "FIRESTORE_EMULATOR_HOST": self.firestore.url,
-            "PUBSUB_EMULATOR_HOST": self.pubsub.url,
-            "GOOGLE_SANDBOX_URL": self.sandbox.url,
-            "AUTH_GOOGLE_ID": CLIENT_ID,
-            "AUTH_GOOGLE_SECRET": CLIENT_SECRET,
-            "ADMIN_EMAIL": ADMIN_EMAIL,
-            "CALENDAR_ID": "primary",
-            "ALLOWED_ORIGINS": "*",
-            "OAUTHLIB_INSECURE_TRANSPORT": "1",
-            "LOG_LEVEL": "INFO",
-            **extra,
-        }
+        return stack.environment(
+            firestore=self.firestore.url,
+            pubsub=self.pubsub.url,
+            sandbox=self.sandbox.url,
+            allowed_origins="*",
+            **{"LOG_LEVEL": "INFO", **extra},
+        )
 
-    def reset(self, redirect_uris: Iterable[str] = ("http://127.0.0.1/callback",)) -> None:
+    def reset(self, redirect_uris: Iterable[str] = (REDIRECT_URI,)) -> None:
         """Wiped emulators, a reset sandbox with the OAuth client, this process pointed at them."""
         processes.reset_firestore(self.firestore.url)
         processes.reset_pubsub(self.pubsub.url)
@@ -141,8 +136,10 @@ class Lab:
     def start_function(
         self, name: str, env: Mapping[str, str], *, port: int | None = None, tag: str = ""
     ) -> processes.ManagedProcess:
+        """``functions/<name>`` (or, named ``bare``, the bare hello) on a running server."""
+        source = BARE_SOURCE if name == BARE else None
         return processes.start_function(
-            name, env, self.log_dir / (tag or name), port=port or processes.free_port()
+            name, env, self.log_dir / (tag or name), port=port, source=source
         )
 
 
@@ -185,6 +182,24 @@ def write_bookings(db: Any, count: int, tag: str, first_hour: int = 48) -> list[
     if pending:
         batch.commit()
     return written
+
+
+def seed_calendar(events: int, days: float = 59) -> None:
+    """``events`` one-hour classes spread over the next ``days`` days, as the admin's."""
+    from shared.google import calendar
+
+    first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
+    step = timedelta(days=days) / max(events, 1)
+    for n in range(events):
+        start = first + n * step
+        calendar.insert_event(
+            {
+                "summary": f"Clase {n}",
+                "start": {"dateTime": start.isoformat(), "timeZone": "UTC"},
+                "end": {"dateTime": (start + timedelta(hours=1)).isoformat(), "timeZone": "UTC"},
+            },
+            send_updates="none",
+        )
 
 
 def approved(booking: Booking, n: int = 0) -> bytes:

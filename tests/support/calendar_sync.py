@@ -1,4 +1,4 @@
-"""Helpers shared by the calendar webhook and maintenance tests (no test_ prefix: not collected)."""
+"""The calendar webhook's server, notification channels and the admin's own calendar edits."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from localstack import processes
+from localstack import processes, stack
+from localstack.constants import ADMIN_EMAIL, CLIENT_ID
 from shared.core.config import reset_config
 from shared.domain import event_shape, scheduling
 from shared.google import clients
 from shared.stores import sync_state
-from tests.conftest import ADMIN_EMAIL, CLIENT_ID, CLIENT_SECRET, PROJECT
-from tests.scheduling_support import Booking, read_booking, write_booking
+from tests.support.scheduling import Booking, read_booking, write_booking
 
-WEBHOOK_SOURCE = Path(__file__).resolve().parent.parent / "functions" / "calendar_webhook"
+WEBHOOK_SOURCE = processes.FUNCTIONS / "calendar_webhook"
 
 
 def start_webhook(
@@ -27,20 +27,13 @@ def start_webhook(
     sandbox_server: processes.ManagedProcess,
 ) -> processes.ManagedProcess:
     """calendar_webhook running under functions-framework, as Cloud Functions serves it."""
-    return processes.start_function(
-        "calendar_webhook",
-        {
-            "GOOGLE_CLOUD_PROJECT": PROJECT,
-            "FIRESTORE_EMULATOR_HOST": firestore_emulator.url,
-            "GOOGLE_SANDBOX_URL": sandbox_server.url,
-            "AUTH_GOOGLE_ID": CLIENT_ID,
-            "AUTH_GOOGLE_SECRET": CLIENT_SECRET,
-            "CALENDAR_ID": "primary",
-            "GOOGLE_API_RETRIES": "1",
-            "LOG_LEVEL": "INFO",
-        },
-        log_dir,
+    env = stack.environment(
+        firestore=firestore_emulator.url,
+        sandbox=sandbox_server.url,
+        GOOGLE_API_RETRIES="1",
+        LOG_LEVEL="INFO",
     )
+    return processes.start_function("calendar_webhook", env, log_dir)
 
 
 def webhook_lines(server: processes.ManagedProcess) -> list[dict[str, Any]]:

@@ -15,8 +15,9 @@ import urllib.parse
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks.scale import common
+from benchmarks import common
 from localstack import processes
+from localstack.constants import PAYMENTS
 
 LEASE_SECONDS = 10
 ACK_DEADLINE = 60
@@ -41,11 +42,11 @@ def run(lab: common.Lab, bookings_count: int, revoked_seconds: float) -> dict[st
     running = [create_event, oauth]
     try:
         pubsub = lab.pubsub_client
-        pubsub.create_topic(common.PAYMENTS)
+        pubsub.create_topic(PAYMENTS)
         pubsub.create_push_subscription(
             "payments-create-event",
-            common.PAYMENTS,
-            processes.push_url(create_event.url, common.PAYMENTS),
+            PAYMENTS,
+            processes.push_url(create_event.url, PAYMENTS),
             ack_deadline=ACK_DEADLINE,
         )
         before = control.stats()
@@ -58,7 +59,7 @@ def run(lab: common.Lab, bookings_count: int, revoked_seconds: float) -> dict[st
             slices = [group[i : i + 10] for i in range(0, len(group), 10)]
             pause = seconds / max(1, len(slices))
             for piece in slices:
-                pubsub.publish(common.PAYMENTS, [common.approved(b) for b in piece])
+                pubsub.publish(PAYMENTS, [common.approved(b) for b in piece])
                 now = datetime.now(UTC)
                 for booking in piece:
                     published[booking.booking_id] = now

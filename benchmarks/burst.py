@@ -17,8 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks.scale import common
+from benchmarks import common
 from localstack import processes
+from localstack.constants import PAYMENTS
 
 FAULT_PROBABILITY = 0.1  # of a Calendar call failing, split evenly over three faults
 CONFERENCE_PENDING_READS = 4
@@ -77,11 +78,11 @@ def run(lab: common.Lab, bookings_count: int, deadline_seconds: float) -> dict[s
     first = lab.start_function("create_event", env, port=port, tag="burst-1")
     running = [first]
     pubsub = lab.pubsub_client
-    pubsub.create_topic(common.PAYMENTS)
+    pubsub.create_topic(PAYMENTS)
     pubsub.create_push_subscription(
         "payments-create-event",
-        common.PAYMENTS,
-        processes.push_url(first.url, common.PAYMENTS),
+        PAYMENTS,
+        processes.push_url(first.url, PAYMENTS),
         ack_deadline=ACK_DEADLINE,
     )
     _faults(control)
@@ -96,7 +97,7 @@ def run(lab: common.Lab, bookings_count: int, deadline_seconds: float) -> dict[s
     def publish(job: tuple[float, list[bytes], list[int]]) -> None:
         at, payloads, firsts = job
         time.sleep(max(0.0, started + at - time.monotonic()))
-        pubsub.publish(common.PAYMENTS, payloads)
+        pubsub.publish(PAYMENTS, payloads)
         now = time.monotonic()
         for i in firsts:
             published_at[i] = now

@@ -18,34 +18,15 @@ import math
 import threading
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from benchmarks.scale import cold, common
+from benchmarks import common
 from localstack import processes
 
 ROUNDS = 4
 CACHED = "list_events"
 UNCACHED = "list_events_uncached"
-BARE = "bare"
-
-
-def _seed_calendar(events: int) -> None:
-    """``events`` one-hour classes spread over the next 59 days (all in the default window)."""
-    from shared.google import calendar
-
-    first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
-    step = timedelta(days=59) / max(events, 1)
-    for n in range(events):
-        start = first + n * step
-        calendar.insert_event(
-            {
-                "summary": f"Clase {n}",
-                "start": {"dateTime": start.isoformat(), "timeZone": "UTC"},
-                "end": {"dateTime": (start + timedelta(hours=1)).isoformat(), "timeZone": "UTC"},
-            },
-            send_updates="none",
-        )
+BARE = common.BARE
 
 
 def _load(url: str, total: int, clients: int) -> dict[str, Any]:
@@ -121,7 +102,7 @@ def run(lab: common.Lab, requests: int, clients: int, events: int) -> dict[str, 
     lab.reset()
     lab.connect_admin()
     common.say(f"  busy: {events} events in the calendar, starting three servers ...")
-    _seed_calendar(events)
+    common.seed_calendar(events)
     control = lab.control
     env = lab.env()
     from shared.core.config import from_env
@@ -140,7 +121,7 @@ def run(lab: common.Lab, requests: int, clients: int, events: int) -> dict[str, 
             _load(started[name].url, 4 * clients, clients)  # every thread and connection used
             setup[name] = _counts(control.stats(), before)
         before = control.stats()
-        started[BARE] = cold.start_bare(lab, env, "busy-bare")
+        started[BARE] = lab.start_function(BARE, env, tag="busy-bare")
         _load(started[BARE].url, 4 * clients, clients)
         setup[BARE] = _counts(control.stats(), before)
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,10 +26,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.scale import common
+from benchmarks import common
 from localstack import processes
+from localstack.constants import MAINTENANCE, PAYMENTS
 
-BARE = "bare"
+BARE = common.BARE
 START_TIMEOUT = 60.0
 POLL_SECONDS = 0.005
 SEEDED_EVENTS = 20
@@ -50,46 +49,6 @@ class Target:
     source: Path
     request: Callable[[], Request]
     env: Mapping[str, str] = field(default_factory=dict)
-
-
-def server_argv(target: str, source: Path, port: int) -> list[str]:
-    """The functions-framework command line, as ``processes.start_function`` builds it."""
-    return [
-        sys.executable,
-        "-m",
-        "functions_framework",
-        f"--target={target}",
-        f"--source={source}",
-        "--host=127.0.0.1",
-        f"--port={port}",
-    ]
-
-
-def server_env(env: Mapping[str, str]) -> dict[str, str]:
-    return {
-        **os.environ,
-        **env,
-        "PYTHONPATH": str(processes.ROOT),
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-def start_bare(lab: common.Lab, env: Mapping[str, str], tag: str) -> processes.ManagedProcess:
-    """The bare hello under functions-framework, with the functions' environment."""
-    port = processes.free_port()
-    process = processes.spawn(
-        "function-bare",
-        server_argv(BARE, common.BARE_SOURCE, port),
-        lab.log_dir / tag,
-        env=server_env(env),
-    )
-    process.url = f"http://127.0.0.1:{port}"
-    try:
-        processes.wait_for_http(f"{process.url}/", process, timeout=30)
-    except BaseException:
-        process.stop()
-        raise
-    return process
 
 
 def _get(path: str = "/", accept: str = "*/*") -> Callable[[], Request]:
@@ -130,14 +89,11 @@ def targets() -> list[Target]:
     """The bare hello first, then every function in functions/."""
     requests: dict[str, tuple[Callable[[], Request], dict[str, str]]] = {
         "list_events": (_get("/", "application/json"), {}),
-        "oauth_callback": (
-            _get("/", "text/html"),
-            {"GOOGLE_REDIRECT_URI": "http://127.0.0.1/callback"},
-        ),
+        "oauth_callback": (_get("/", "text/html"), {}),
         "calendar_webhook": (_notification, {}),
-        "create_event": (_push(common.PAYMENTS, _UNKNOWN_PAYMENT), {}),
+        "create_event": (_push(PAYMENTS, _UNKNOWN_PAYMENT), {}),
         "calendar_maintenance": (
-            _push(common.MAINTENANCE, b"{}"),
+            _push(MAINTENANCE, b"{}"),
             {"CALENDAR_WEBHOOK_URL": NOWHERE},
         ),
     }
@@ -194,11 +150,12 @@ def _one_start(lab: common.Lab, target: Target, warm: int, tag: str) -> dict[str
     A start that never gets an answer under 500 comes back with ``error`` set.
     """
     port = processes.free_port()
-    env = server_env(lab.env(**target.env))
+    env = processes.function_env(lab.env(**target.env))
     began = time.perf_counter()
+    # Spawned, not started and waited for: the clock is this section's own figure.
     process = processes.spawn(
         f"function-{target.name}",
-        server_argv(target.name, target.source, port),
+        processes.function_argv(target.name, target.source, port),
         lab.log_dir / tag,
         env=env,
     )

@@ -16,7 +16,7 @@ LABEL = 46  # width of the label column of key/value rows
 
 def render(results: Mapping[str, Any]) -> str:
     lines = [
-        f"classcal at scale: {results.get('measured_at', '?')}, {results.get('cpus', '?')} CPUs, "
+        f"classcal benchmarks: {results.get('measured_at', '?')}, {results.get('cpus', '?')} CPUs, "
         f"Python {results.get('python', '?')}, {_num(results.get('total_seconds'))} s in all"
     ]
     renderers: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
@@ -24,6 +24,8 @@ def render(results: Mapping[str, Any]) -> str:
         "revoked": _revoked,
         "busy": _busy,
         "cold": _cold,
+        "create_event": _create_event,
+        "list_events": _list_events,
     }
     for name, figures in (results.get("sections") or {}).items():
         lines.append("")
@@ -179,4 +181,39 @@ def _cold(f: Mapping[str, Any]) -> list[str]:
         "  listen: the port accepts (imports done); 1st req: the first request's own work; "
         "peak MB: master + worker"
     )
+    return lines
+
+
+def _create_event(f: Mapping[str, Any]) -> list[str]:
+    workers = f["workers"]
+    rows = [
+        ("bookings (sequential / concurrent)", f"{f['bookings']} / {f['bookings']}"),
+        ("bookings/s, sequential", _num(f["sequential_bookings_per_second"])),
+        (f"bookings/s, {workers} concurrent deliveries", _num(f["concurrent_bookings_per_second"])),
+        ("median ms per booking (function)", _num(f["median_ms_per_booking"])),
+        ("p90 ms per booking (function)", _num(f["p90_ms_per_booking"])),
+        ("median ms per booking (bare minimum)", _num(f["bare_median_ms_per_booking"])),
+        ("ratio function / bare", _num(f["ratio_to_bare"], 2)),
+        ("Calendar calls per booking", _num(f["calendar_calls_per_booking"], 2)),
+        ("Secret Manager calls per booking", _num(f["secret_manager_calls_per_booking"], 3)),
+        ("Secret Manager calls in all", _num(f["secret_manager_calls_total"])),
+    ]
+    return [
+        f"create_event: per booking, against the bare minimum made with the client libraries; "
+        f"{f['scheduled']} of {2 * f['bookings']} scheduled",
+        *(_row(label, value) for label, value in rows),
+    ]
+
+
+def _list_events(f: Mapping[str, Any]) -> list[str]:
+    lines = [
+        f"list_events: {f['busy_slots']} busy slots, {f['rounds']} interleaved requests per "
+        "server from one client",
+        f"  {'server':<24} {'median ms':>10} {'p90 ms':>10} {'x bare':>8}",
+    ]
+    for name, data in f["targets"].items():
+        lines.append(
+            f"  {name:<24} {_num(data['median_ms'], 2):>10} {_num(data['p90_ms'], 2):>10}"
+            f" {_num(data['ratio_to_bare'], 2):>8}"
+        )
     return lines

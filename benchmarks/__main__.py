@@ -1,4 +1,4 @@
-"""``python -m benchmarks.scale``: run the sections, print the table, write the JSON."""
+"""``python -m benchmarks [SECTION ...]``: run the sections, print the table, write the JSON."""
 
 from __future__ import annotations
 
@@ -13,21 +13,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.scale import common
+from benchmarks import common
 
-SECTIONS = ("burst", "revoked", "busy", "cold")
+SECTIONS = ("burst", "revoked", "busy", "cold", "create_event", "list_events")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.scale",
-        description="Load, faults and cold starts against the emulators and the sandbox.",
+        prog="python -m benchmarks",
+        description="Load, faults, cold starts and per-call costs against the emulators "
+        "and the sandbox.",
     )
     parser.add_argument(
-        "--only",
-        default=",".join(SECTIONS),
-        help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})",
+        "sections",
+        nargs="*",
+        metavar="SECTION",
+        help=f"sections to run (default: all of {', '.join(SECTIONS)})",
     )
+    parser.add_argument("--only", default="", help="the same, comma-separated")
     parser.add_argument("--bookings", type=int, default=1000, help="burst: bookings (1000)")
     parser.add_argument(
         "--burst-deadline", type=float, default=420.0, help="burst: seconds to wait (420)"
@@ -44,11 +47,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--clients", type=int, default=16, help="busy: concurrent clients (16)")
     parser.add_argument(
-        "--events", type=int, default=200, help="busy: events in the calendar (200)"
+        "--events", type=int, default=200, help="busy, list_events: events in the calendar (200)"
     )
     parser.add_argument("--cold-runs", type=int, default=5, help="cold: starts per function (5)")
     parser.add_argument(
         "--warm", type=int, default=10, help="cold: warm requests after each start (10)"
+    )
+    parser.add_argument(
+        "--create-bookings", type=int, default=200, help="create_event: bookings (200)"
+    )
+    parser.add_argument(
+        "--create-workers", type=int, default=4, help="create_event: concurrent deliveries (4)"
+    )
+    parser.add_argument(
+        "--list-rounds", type=int, default=300, help="list_events: timed requests per server (300)"
+    )
+    parser.add_argument(
+        "--list-warmup", type=int, default=20, help="list_events: untimed requests per server (20)"
     )
     parser.add_argument("--logs", type=Path, default=None, help="folder for every process's log")
     parser.add_argument("--output", type=Path, default=common.RESULTS, help="JSON results file")
@@ -57,12 +72,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    only = [s.strip() for s in [*args.sections, *args.only.split(",")] if s.strip()]
+    only = list(dict.fromkeys(only)) or list(SECTIONS)
     unknown = [s for s in only if s not in SECTIONS]
     if unknown:
         print(f"unknown section(s): {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
         return 2
-    log_dir = args.logs or Path(tempfile.mkdtemp(prefix="classcal-scale-"))
+    log_dir = args.logs or Path(tempfile.mkdtemp(prefix="classcal-benchmarks-"))
     common.say(f"starting the emulators and the sandbox (logs in {log_dir}) ...")
     began = time.monotonic()
     results: dict[str, Any] = {
@@ -135,21 +151,31 @@ def _run(
     section: str, lab: common.Lab, args: argparse.Namespace
 ) -> tuple[dict[str, Any], list[str]]:
     if section == "burst":
-        from benchmarks.scale import burst
+        from benchmarks import burst
 
         figures = burst.run(lab, args.bookings, args.burst_deadline)
         return figures, common.assert_correct(figures, "burst")
     if section == "revoked":
-        from benchmarks.scale import revoked
+        from benchmarks import revoked
 
         figures = revoked.run(lab, args.revoked_bookings, args.revoked_seconds)
         return figures, common.assert_correct(figures, "revoked")
     if section == "busy":
-        from benchmarks.scale import busy
+        from benchmarks import busy
 
         figures = busy.run(lab, args.requests, args.clients, args.events)
         return figures, busy.problems(figures)
-    from benchmarks.scale import cold
+    if section == "create_event":
+        from benchmarks import create_event
+
+        figures = create_event.run(lab, args.create_bookings, args.create_workers)
+        return figures, create_event.problems(figures)
+    if section == "list_events":
+        from benchmarks import list_events
+
+        figures = list_events.run(lab, args.events, args.list_rounds, args.list_warmup)
+        return figures, list_events.problems(figures)
+    from benchmarks import cold
 
     figures = cold.run(lab, args.cold_runs, args.warm)
     return figures, cold.problems(figures)
@@ -157,7 +183,7 @@ def _run(
 
 def render(results: dict[str, Any]) -> str:
     """The human-readable table of every section that ran."""
-    from benchmarks.scale import table
+    from benchmarks import table
 
     return table.render(results)
 

@@ -1,0 +1,106 @@
+"""Section ``list_events``: one client's latency, cached and uncached, as ratios to bare.
+
+Three real functions-framework servers: list_events with the cache on
+(``LIST_CACHE_TTL_SECONDS=3600``), list_events with ``LIST_CACHE_TTL_SECONDS=0`` (every
+request reads Google through the admin's token), and the bare hello (returns a
+constant). Requests are interleaved round by round over one keep-alive connection per
+server, so machine noise hits all three alike. ``busy`` is the same comparison under
+concurrent load.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import statistics
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from benchmarks import common
+from localstack import processes
+
+CACHED = "list_events, cached"
+UNCACHED = "list_events, uncached"
+BARE = "bare function"
+
+
+def _connect(url: str) -> http.client.HTTPConnection:
+    parts = urlsplit(url)
+    return http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+
+
+def _timed_get(connection: http.client.HTTPConnection) -> tuple[float, bytes]:
+    started = time.perf_counter()
+    connection.request("GET", "/")
+    response = connection.getresponse()
+    body = response.read()
+    elapsed = time.perf_counter() - started
+    if response.status != 200:
+        raise RuntimeError(f"GET / answered {response.status}: {body[:200]!r}")
+    return elapsed, body
+
+
+def _summary(samples: list[float], baseline: float) -> dict[str, float]:
+    ordered = sorted(samples)
+    median = statistics.median(ordered)
+    return {
+        "median_ms": round(median * 1000, 3),
+        "p90_ms": round(ordered[int(len(ordered) * 0.9)] * 1000, 3),
+        "ratio_to_bare": round(median / baseline, 2),
+    }
+
+
+def run(lab: common.Lab, events: int, rounds: int, warmup: int) -> dict[str, Any]:
+    lab.reset()
+    lab.connect_admin()
+    common.say(f"  list_events: {events} events in the calendar, {rounds} rounds ...")
+    common.seed_calendar(events)
+    env = lab.env()
+    servers: dict[str, processes.ManagedProcess] = {}
+    try:
+        servers[BARE] = lab.start_function(common.BARE, env, tag="list-bare")
+        servers[CACHED] = lab.start_function(
+            "list_events", {**env, "LIST_CACHE_TTL_SECONDS": "3600"}, tag="list-cached"
+        )
+        servers[UNCACHED] = lab.start_function(
+            "list_events", {**env, "LIST_CACHE_TTL_SECONDS": "0"}, tag="list-uncached"
+        )
+        connections = {name: _connect(p.url) for name, p in servers.items()}
+        bodies: dict[str, bytes] = {}
+        # Interleaved too: a connection left idle for 2 s is closed by gunicorn.
+        for _ in range(warmup):
+            for name, connection in connections.items():
+                bodies[name] = _timed_get(connection)[1]
+        samples: dict[str, list[float]] = {name: [] for name in servers}
+        for _ in range(rounds):
+            for name, connection in connections.items():
+                samples[name].append(_timed_get(connection)[0])
+        for connection in connections.values():
+            connection.close()
+    finally:
+        for process in servers.values():
+            process.stop()
+
+    baseline = statistics.median(samples[BARE])
+    return {
+        "events": events,
+        "busy_slots": len(json.loads(bodies[CACHED])),
+        "cached_and_uncached_agree": bodies[CACHED] == bodies[UNCACHED],
+        "rounds": rounds,
+        "targets": {name: _summary(s, baseline) for name, s in samples.items()},
+    }
+
+
+def problems(figures: Mapping[str, Any]) -> list[str]:
+    """Correctness only: both servers list every class, and the same slots."""
+    found = []
+    if not figures["cached_and_uncached_agree"]:
+        found.append("list_events: the cached and uncached servers disagree")
+    if figures["busy_slots"] != figures["events"]:
+        found.append(
+            f"list_events: {figures['busy_slots']} busy slots listed, "
+            f"the calendar has {figures['events']} events"
+        )
+    return found
