@@ -15,7 +15,7 @@ from typing import Any
 
 from benchmarks import common
 
-SECTIONS = ("burst", "revoked", "busy", "cold", "create_event", "list_events")
+SECTIONS = ("burst", "revoked", "busy", "cold", "create_event", "list_events", "guard")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--list-warmup", type=int, default=20, help="list_events: untimed requests per server (20)"
+    )
+    parser.add_argument(
+        "--guard-bookings", type=int, default=100, help="guard: bookings with and without (100)"
+    )
+    parser.add_argument("--guard-pairs", type=int, default=10, help="guard: clashing pairs (10)")
+    parser.add_argument(
+        "--guard-changes", type=int, default=20, help="guard: calendar changes followed (20)"
     )
     parser.add_argument("--logs", type=Path, default=None, help="folder for every process's log")
     parser.add_argument("--output", type=Path, default=common.RESULTS, help="JSON results file")
@@ -170,6 +177,11 @@ def _run(
 
         figures = create_event.run(lab, args.create_bookings, args.create_workers)
         return figures, create_event.problems(figures)
+    if section == "guard":
+        from benchmarks import guard
+
+        figures = guard.run(lab, args.guard_bookings, args.guard_pairs, args.guard_changes)
+        return figures, guard.problems(figures)
     if section == "list_events":
         from benchmarks import list_events
 

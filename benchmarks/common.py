@@ -143,11 +143,23 @@ class Lab:
         )
 
 
-def write_bookings(db: Any, count: int, tag: str, first_hour: int = 48) -> list[Booking]:
-    """``count`` pending bookings in the seed's shape, each with its own student."""
+_next_slot = [0]  # half hours already handed out, so no two bookings clash in the guard
+
+
+def write_bookings(
+    db: Any, count: int, tag: str, first_hour: int = 48, *, own_times: bool = True
+) -> list[Booking]:
+    """``count`` pending bookings in the seed's shape, each with its own student.
+
+    Half an hour each, back to back (touching, never overlapping); with ``own_times``
+    every call continues where the last one ended, so the slot guard never refuses one.
+    """
+    offset = timedelta(minutes=30 * _next_slot[0]) if own_times else timedelta()
+    if own_times:
+        _next_slot[0] += count
     base = (datetime.now(UTC) + timedelta(hours=first_hour)).replace(
         minute=0, second=0, microsecond=0
-    )
+    ) + offset
     written: list[Booking] = []
     batch = db.batch()
     pending = 0

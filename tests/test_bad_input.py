@@ -70,9 +70,9 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from localstack.constants import PROJECT
 from localstack.processes import cloud_event_headers
 from shared.domain import busy_slots
+from shared.domain.payments import APPROVED, CANCELLING_STATUSES
 from shared.google import tokens
 from shared.stores import bookings
-from shared.web.payments import APPROVED, CANCELLING_STATUSES
 from shared.web.pubsub import MAX_MESSAGE_BYTES
 from tests.support.calendar_sync import ManualChannel, configure, manual_channel
 from tests.support.scheduling import Booking, payment, read_booking, write_booking

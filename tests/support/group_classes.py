@@ -10,12 +10,12 @@ from typing import Any
 
 import functions_framework
 
+from localstack.constants import ADMIN_CALENDAR as CALENDAR
 from localstack.constants import CLIENT_ID
 from localstack.processes import cloud_event_headers, pubsub_envelope
 from shared.domain import event_shape
 from shared.stores import bookings
 from tests.support.scheduling import (
-    CALENDAR,
     app_client,
     deliver,
     payment,
@@ -23,7 +23,7 @@ from tests.support.scheduling import (
     write_booking,
 )
 
-FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 ID_TOKEN_SCOPES = ["openid", "https://www.googleapis.com/auth/userinfo.email"]
 TOPIC = "guest-changes"
 
