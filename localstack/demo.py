@@ -5,7 +5,10 @@
 2. A student's booking is written to Firestore, as the booking page does.
 3. The payments system publishes the approved payment to ``payments``.
 4. classcal schedules the class: the booking gets its Calendar event and Meet link.
-5. The public busy-slots endpoint shows the new slot.
+5. A second student pays for the same hour and is told the slot is taken (no event,
+   nothing personal in the message); another student's open checkout holds its hour.
+   The public busy-slots endpoint, which reads only Firestore, shows the class as
+   busy and the checkout as tentative.
 6. The admin moves the class in Google Calendar; the sandbox's push notification
    reaches the webhook and the booking follows.
 7. A group class is booked and paid; two students join it with its access code through
@@ -85,14 +88,19 @@ def connect_admin(stack: Stack) -> str:
     return ADMIN_EMAIL
 
 
-def _write_booking(stack: Stack, **fields: Any) -> tuple[str, str]:
+def _class_start(hours: int = 0) -> datetime:
+    start = datetime.now(UTC) + timedelta(days=2, hours=hours)
+    return start.replace(minute=0, second=0, microsecond=0)
+
+
+def _write_booking(stack: Stack, start: datetime | None = None, **fields: Any) -> tuple[str, str]:
     from google.cloud import firestore
 
     client = firestore.Client(project=PROJECT)
     student_id = f"student-{uuid.uuid4().hex[:8]}"
     booking_id = f"demo-{uuid.uuid4().hex[:12]}"
     preference_id = f"162275027-{uuid.uuid4().hex[:8]}"
-    start = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    start = start or _class_start()
     client.collection("users").document(student_id).set(
         {"email": "student@example.test", "name": "Ana Student"}
     )
@@ -128,6 +136,40 @@ def _wait_for_booking(booking_id: str, timeout: float = 90.0) -> dict[str, Any]:
     raise DemoFailed(f"booking {booking_id} was not scheduled within {timeout:.0f} s ({reason})")
 
 
+def _wait_for_refusal(booking_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    from google.cloud import firestore
+
+    client = firestore.Client(project=PROJECT)
+    deadline = time.monotonic() + timeout
+    booking: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        booking = client.collection("virtualClasses").document(booking_id).get().to_dict() or {}
+        if booking.get("schedulingReason") == "slot_taken":
+            return booking
+        if booking.get("status") == "scheduled":
+            raise DemoFailed(f"booking {booking_id} was scheduled over a taken slot")
+        time.sleep(0.5)
+    raise DemoFailed(f"booking {booking_id} was not refused within {timeout:.0f} s")
+
+
+def _wait_for_slots(
+    stack: Stack, wanted: list[tuple[datetime, str]], timeout: float = 60.0
+) -> list[dict[str, Any]]:
+    """list_events until it shows every (start, status) wanted: the class reaches the
+    mirror through Google's push notification and the webhook's sync."""
+    deadline = time.monotonic() + timeout
+    slots: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        answer = requests.get(stack.functions["list_events"].url, timeout=30)
+        if answer.status_code == 200:
+            slots = answer.json()
+            shown = {(datetime.fromisoformat(s["start"]["dateTime"]), s["status"]) for s in slots}
+            if all((start, status) in shown for start, status in wanted):
+                return slots
+        time.sleep(1.0)
+    raise DemoFailed(f"list_events did not show {wanted} within {timeout:.0f} s: {slots}")
+
+
 def run(stack: Stack) -> None:
     print("1. the admin connects the school's Google account (OAuth consent) ...", flush=True)
     email = connect_admin(stack)
@@ -150,11 +192,22 @@ def run(stack: Stack) -> None:
     print(f"   Calendar event {booking['googleEventId']}", flush=True)
     print(f"   starts         {booking['startTime'].isoformat()}", flush=True)
 
+    print("5. a second student pays for the same hour ...", flush=True)
+    rival_id, rival_preference = _write_booking(stack)
+    rival_payment = {"preferenceId": rival_preference, "status": "approved", "paymentId": "demo-r"}
+    stack.pubsub_client.publish(PAYMENTS, [json.dumps(rival_payment).encode()])
+    rival = _wait_for_refusal(rival_id)
+    print(f"   refused: {rival['schedulingReason']}: {rival['schedulingMessage']}", flush=True)
+    checkout = _class_start(hours=3)
+    _write_booking(stack, start=checkout, createdAt=datetime.now(UTC))
+    print(f"   another student opened a checkout for {checkout.isoformat()}", flush=True)
+
     if "list_events" in stack.functions:
-        slots = requests.get(stack.functions["list_events"].url, timeout=30)
-        if slots.status_code != 200:
-            raise DemoFailed(f"list_events answered HTTP {slots.status_code}")
-        print(f"5. busy slots published for the booking page: {len(slots.json())}", flush=True)
+        wanted = [(booking["startTime"], "confirmed"), (checkout, "tentative")]
+        slots = _wait_for_slots(stack, wanted)
+        print(f"   busy slots published for the booking page ({len(slots)}):", flush=True)
+        for slot in slots:
+            print(f"     {slot['start']['dateTime']}  {slot['status']}", flush=True)
 
     if {"calendar_maintenance", "calendar_webhook"} <= stack.functions.keys():
         print("6. the admin moves the class one hour later, in Google Calendar ...", flush=True)

@@ -136,6 +136,8 @@ def start(
             webhook_url=url.get("calendar_webhook"),
             allowed_origins="*",
             GUEST_CHANGES_TOPIC=EVENT_TOPICS["guest_invitations"],
+            # Short, so that the demo's page shows a change within seconds.
+            LIST_CACHE_TTL_SECONDS="3",
             **(extra_env or {}),
         )
         for name in names:
