@@ -53,7 +53,7 @@ collect_variables() {
   done
   tf_var_args+=(-var "oauth_client_secret_id=$OAUTH_CLIENT_SECRET_ID")
   if [ ${#missing[@]} -gt 0 ]; then
-    printf 'deploy.sh: set these before deploying (README: "Deploying to Google Cloud"):\n' >&2
+    printf 'deploy.sh: set these before deploying (docs/operations.md: "Deploying to Google Cloud"):\n' >&2
     printf '  %s\n' "${missing[@]}" >&2
     exit 1
   fi

@@ -28,7 +28,7 @@ locals {
       secrets       = ["AUTH_GOOGLE_SECRET"]
       publishes     = []
       environment   = {}
-      # Retries back off, then the message is dead-lettered (README says how to recover it).
+      # Retries back off, then the message is dead-lettered (docs/operations.md: recovering it).
       delivery = {
         max_attempts      = var.payments_max_delivery_attempts
         dead_letter_topic = "payments-dead-letter"

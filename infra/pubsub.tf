@@ -41,7 +41,7 @@ resource "google_pubsub_topic" "payments_dead_letter" {
 }
 
 # Without a subscription a dead-lettered message would be dropped at once; this one keeps
-# it for replay (README: "When a payment is dead-lettered").
+# it for replay (docs/operations.md: "When a payment is dead-lettered").
 resource "google_pubsub_subscription" "payments_dead_letter_hold" {
   project                    = var.project_id
   name                       = "payments-dead-letter-hold"

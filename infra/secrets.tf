@@ -2,7 +2,7 @@
 # Terraform variable, a plan or the state.
 
 # The admin's refresh token. oauth_callback adds a version per connection and disables
-# the older ones (an operator rolls back by enabling an older one: README).
+# the older ones (an operator rolls back by enabling an older one: docs/operations.md).
 resource "google_secret_manager_secret" "refresh_token" {
   project   = var.project_id
   secret_id = var.refresh_token_secret_id

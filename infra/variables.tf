@@ -1,4 +1,4 @@
-# Everything an operator sets. Only the first block has no default; README's
+# Everything an operator sets. Only the first block has no default; docs/operations.md's
 # "Deploying to Google Cloud" section shows them in a table, and
 # terraform.tfvars.example is a filled-in copy.
 
@@ -222,7 +222,7 @@ variable "min_instances" {
 
 variable "extra_environment" {
   type        = map(string)
-  description = "More settings for every function, e.g. EVENT_SUMMARY or RECONCILE_GRACE_MINUTES (README's configuration table). Never a secret."
+  description = "More settings for every function, e.g. EVENT_SUMMARY or RECONCILE_GRACE_MINUTES (docs/configuration.md). Never a secret."
   default     = {}
 
   validation {
