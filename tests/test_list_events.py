@@ -30,8 +30,8 @@ from shared.core.config import get_config, reset_config
 from shared.core.errors import ClasscalError, InvalidParameter, StoreUnavailable
 from shared.domain import busy_slots, maintenance, mirror, sync
 from shared.google import calendar, clients, tokens
+from shared.stores import busy_time, sync_state
 from shared.stores import slots as slot_store
-from shared.stores import sync_state
 from tests.support.calendar_sync import (
     admin_calendar,
     move,
@@ -212,7 +212,7 @@ def test_nothing_but_start_end_and_status_leaves_the_function_or_enters_the_mirr
     calendar_doc = firestore.collection(slot_store.CALENDARS).document("primary")
     stored = [
         s.to_dict()
-        for name in (slot_store.DAYS, slot_store.INTERVALS)
+        for name in (slot_store.DAYS, busy_time.INTERVALS)
         for s in calendar_doc.collection(name).stream()
     ]
     busy = [e for d in stored for e in (d.get("busy") or {}).values()]

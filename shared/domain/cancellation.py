@@ -16,6 +16,7 @@ from typing import Any
 from shared.core.config import get_config
 from shared.core.errors import ConfigError, Gone, NotFound, TransientError
 from shared.core.logs import get_logger
+from shared.domain import mirror
 from shared.domain.event_shape import activity_id_for, event_id_for, guest_activity_ids
 from shared.domain.outcome import WAITING_MESSAGES, Outcome, release_quietly
 from shared.google import calendar
@@ -85,6 +86,7 @@ def cancel(
             )
             error.logged = True
             raise
+        mirror.forget_event(event_id)  # gone from Google: free on the page at once too
     cancellations.complete_cancellation(
         booking_id,
         owner=owner,

@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.core.config import get_config
-from shared.core.errors import GoogleUnavailable
+from shared.core.errors import ClasscalError, GoogleUnavailable
 from shared.core.logs import get_logger
 from shared.domain import event_shape
 from shared.google import calendar
@@ -175,3 +175,30 @@ def apply_changes(events: Iterable[Mapping[str, Any]]) -> int:
             busy_time.replace(calendar_id, [key], None, [found] if found else [])
         applied += 1
     return applied
+
+
+def note_event(event: Mapping[str, Any]) -> None:
+    """Put an event classcal just made into the mirror now, not at its push notification,
+    so the busy slots show a class the moment it is scheduled. Best effort: the sync
+    applies the same event again (same key), and a failure here only waits for it."""
+    found = busy_of(event, get_config().timezone)
+    if found is None:
+        return
+    try:
+        busy_time.replace(calendar.calendar_id(), [found.key], None, [found])
+    except ClasscalError as error:
+        log.info(
+            "the new event reaches the mirror with the next sync",
+            extra={"reason": error.code, "event_id": found.key},
+        )
+
+
+def forget_event(event_id: str) -> None:
+    """Take an event classcal just deleted out of the mirror now (best effort, as above)."""
+    try:
+        busy_time.replace(calendar.calendar_id(), [event_id], None, [])
+    except ClasscalError as error:
+        log.info(
+            "the deleted event leaves the mirror with the next sync",
+            extra={"reason": error.code, "event_id": event_id},
+        )

@@ -32,7 +32,7 @@ from shared.core.errors import (
     PermanentError,
 )
 from shared.core.logs import get_logger
-from shared.domain import cancellation, event_shape, outcome
+from shared.domain import cancellation, event_shape, mirror, outcome
 from shared.google import calendar
 from shared.stores import bookings, slots
 
@@ -272,6 +272,7 @@ def _schedule_claimed(
             booking_id, data.get("cancellationReason") or "cancelled", None, owner=owner
         )
         raise _Cancelled
+    mirror.note_event(event)
     return event_id
 
 
