@@ -16,7 +16,7 @@ import pytest
 from localstack import processes
 from localstack.processes import cloud_event_headers, pubsub_envelope
 from shared.core.config import reset_config
-from shared.google import clients, tokens
+from shared.google import clients, credentials, tokens
 from shared.stores import db
 
 PROJECT = processes.PROJECT
@@ -87,7 +87,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
 def _forget_caches() -> None:
     reset_config()
     clients.reset_clients()
-    tokens.forget_admin_credentials()
+    credentials.forget()  # the refresh-token and the service-account credentials
 
 
 @pytest.fixture

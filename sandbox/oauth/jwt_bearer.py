@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from werkzeug.wrappers import Response
+
 from sandbox.core.signing import b64url_decode, verify_rs256
 from sandbox.oauth.errors import OAuthError
 
@@ -37,6 +39,21 @@ NOT_DELEGATED = (
     "Client is unauthorized to retrieve access tokens using this method, or client not "
     "authorized for any of the scopes requested."
 )
+
+
+class NotDelegated(OAuthError):
+    """Google's 401 `unauthorized_client` for a delegation not granted. Unlike a failed
+    client authentication it carries no `WWW-Authenticate` challenge: there is no client
+    secret to offer, and httplib2 (google-auth's transport under googleapiclient) cannot
+    parse a bare `Basic` challenge."""
+
+    def __init__(self) -> None:
+        super().__init__(401, "unauthorized_client", NOT_DELEGATED)
+
+    def to_response(self) -> Response:
+        response = super().to_response()
+        response.headers.pop("WWW-Authenticate", None)
+        return response
 
 
 @dataclass(frozen=True)
@@ -138,5 +155,5 @@ def check_assertion(
         raise _invalid(UNKNOWN_SUBJECT)
     granted = delegation.grants.get(account.unique_id, frozenset())
     if not set(scopes) <= granted:
-        raise OAuthError(401, "unauthorized_client", NOT_DELEGATED)
+        raise NotDelegated()
     return Accepted(account.unique_id, subject.lower(), scopes)

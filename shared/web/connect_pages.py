@@ -37,7 +37,18 @@ def _start_link() -> str | None:
         return None
 
 
+def _delegation(request: flask.Request, path: str) -> pages.Answer:
+    """Service-account mode: every path tells the mode and how delegation is set up;
+    /start and /callback start or finish nothing (409: there is no flow to run)."""
+    status = connection.delegation_status()
+    if path == "/" and _wants_json(request):
+        return pages.json_answer(status.as_json())
+    return pages.delegation_status(status, status_code=200 if path == "/" else 409)
+
+
 def _route(request: flask.Request, path: str) -> pages.Answer:
+    if connection.uses_delegation():
+        return _delegation(request, path)
     start_url, status_url = connection.links()
     if path == "/start":
         return pages.redirect(connection.start())
