@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # classcal's one entry point for running and deploying:
-#   ./deploy.sh local [--once]   the whole backend on this machine (emulators + Google sandbox)
+#   ./deploy.sh local [--once] [--auth-mode oauth|service_account [--with-key]]
+#                                the whole backend on this machine (emulators + Google sandbox)
 #   ./deploy.sh package          build/<function>/ and build/<function>.zip for every function
 #   ./deploy.sh plan | apply     package, then Terraform against $GOOGLE_CLOUD_PROJECT
 set -euo pipefail
 cd "$(dirname "$0")"
 
 usage() {
-  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
