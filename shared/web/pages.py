@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from shared.core.errors import ConnectionRefused
-    from shared.domain.connection import Connected, ConnectionStatus, DelegationStatus
+    from shared.domain.connection import Connected, ConnectionStatus
+    from shared.domain.delegation import DelegationStatus
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;"
