@@ -201,7 +201,7 @@ def _signing_refused(details: dict[str, Any]) -> DelegationRefused:
 # The delegated credentials
 
 
-def _delegated_class() -> type:
+def _delegated_class() -> tuple[type, type]:
     """google-auth's service-account Credentials whose refresh runs once however many
     threads ask, and which (keyless) signs its assertion through IAM Credentials signJwt."""
     global _Delegated
@@ -283,7 +283,7 @@ def _delegated_class() -> type:
                     super().refresh(request)
 
         _Delegated = (DelegatedCredentials, SignJwtSigner)
-    return _Delegated  # type: ignore[return-value]
+    return _Delegated  # type: ignore[no-any-return]
 
 
 _Delegated: Any = None
