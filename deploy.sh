@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # classcal's one entry point for running and deploying:
-#   ./deploy.sh local [--once]   the whole backend on this machine (emulators + Google sandbox)
+#   ./deploy.sh local [--once] [--auth-mode oauth|service_account [--with-key]]
+#                                the whole backend on this machine (emulators + Google sandbox)
 #   ./deploy.sh package          build/<function>/ and build/<function>.zip for every function
 #   ./deploy.sh plan | apply     package, then Terraform against $GOOGLE_CLOUD_PROJECT
 set -euo pipefail
 cd "$(dirname "$0")"
 
 usage() {
-  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -34,14 +35,32 @@ TF_FROM_ENV=(
 )
 OAUTH_CLIENT_SECRET_ID="${OAUTH_CLIENT_SECRET_ID:-classcal-oauth-client-secret}"
 
+# How the functions reach Google Calendar: oauth (the admin's refresh token, the default)
+# or service_account (domain-wide delegation, keyless). From GOOGLE_AUTH_MODE, else
+# TF_VAR_google_auth_mode, else google_auth_mode in infra/terraform.tfvars.
+auth_mode() {
+  local mode="${GOOGLE_AUTH_MODE:-${TF_VAR_google_auth_mode:-}}"
+  if [ -z "$mode" ] && [ -f infra/terraform.tfvars ]; then
+    mode="$(sed -nE 's/^[[:space:]]*google_auth_mode[[:space:]]*=[[:space:]]*"([a-z_]+)".*/\1/p' infra/terraform.tfvars | tail -n 1)"
+  fi
+  echo "${mode:-oauth}"
+}
+AUTH_MODE="$(auth_mode)"
+
 tf_var_args=()
 collect_variables() {
   local missing=() pair tf_name env_name tf_env
+  case "$AUTH_MODE" in
+    oauth | service_account) tf_var_args+=(-var "google_auth_mode=$AUTH_MODE") ;;
+    *) fail "GOOGLE_AUTH_MODE must be oauth or service_account, got '$AUTH_MODE'" ;;
+  esac
   for pair in "${TF_FROM_ENV[@]}"; do
     tf_name="${pair%%=*}"
     env_name="${pair#*=}"
     tf_env="TF_VAR_$tf_name"
-    if [ -n "${!env_name:-}" ]; then
+    if [ "$tf_name" = auth_google_id ] && [ "$AUTH_MODE" = service_account ] && [ -z "${!env_name:-}" ]; then
+      continue # no OAuth client in service_account mode
+    elif [ -n "${!env_name:-}" ]; then
       tf_var_args+=(-var "$tf_name=${!env_name}")
     elif [ "$tf_name" = project_id ]; then
       # The project is also where gcloud looks for secrets: it must be this variable.
@@ -112,15 +131,23 @@ terraform_run() {
   package_functions
   terraform -chdir=infra init -input=false >/dev/null
   if [ "$action" = plan ]; then
-    client_secret_has_version ||
+    [ "$AUTH_MODE" = service_account ] || client_secret_has_version ||
       echo "deploy.sh: note: $OAUTH_CLIENT_SECRET_ID has no version yet; ./deploy.sh apply asks for it" >&2
     terraform -chdir=infra plan -input=false "${tf_var_args[@]}" "$@"
     return
   fi
-  ensure_client_secret
+  # service_account mode: no function reads the OAuth client secret.
+  [ "$AUTH_MODE" = service_account ] || ensure_client_secret
   # No -input=false here: Terraform shows the plan and asks before changing anything.
   terraform -chdir=infra apply "${tf_var_args[@]}" "$@"
   echo
+  if [ "$AUTH_MODE" = service_account ]; then
+    echo "Next: in the Workspace admin console (Security > Access and data control > API controls >"
+    echo "Manage Domain Wide Delegation), add this client ID with this one scope (docs/operations.md):"
+    terraform -chdir=infra output delegation_client_id
+    terraform -chdir=infra output delegation_scope
+    return
+  fi
   echo "Next: register google_redirect_uri in the OAuth client, then open oauth_start_url as the admin:"
   terraform -chdir=infra output google_redirect_uri
   terraform -chdir=infra output oauth_start_url

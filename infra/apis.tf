@@ -10,6 +10,7 @@ locals {
     "cloudscheduler.googleapis.com", # the hourly maintenance trigger
     "firestore.googleapis.com",
     "iam.googleapis.com",
+    "iamcredentials.googleapis.com", # signJwt, for keyless delegation (service_account mode)
     "logging.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com", # a 2nd gen function is a Cloud Run service

@@ -167,6 +167,20 @@ locals {
 
   functions = { for name in local.discovered_functions : name => local.function_specs[name] if contains(keys(local.function_specs), name) }
 
+  # The secrets each function gets: in service_account mode the Calendar-using functions
+  # need no OAuth client secret.
+  function_secrets = { for name, f in local.functions : name => local.delegated && f.refresh_token != "none" ? [] : f.secrets }
+
+  # Each function's runtime identity (delegation.tf: shared in service_account mode).
+  runtime_emails = merge(
+    { for name, f in local.own_account_functions : name => google_service_account.function[name].email },
+    { for name, f in local.calendar_functions : name => google_service_account.calendar[0].email if local.delegated },
+  )
+  runtime_members = merge(
+    { for name, f in local.own_account_functions : name => google_service_account.function[name].member },
+    { for name, f in local.calendar_functions : name => google_service_account.calendar[0].member if local.delegated },
+  )
+
   # Topic name => id, spelled out from the name so plans show it before the topic exists.
   topics = {
     "payments"                  = "projects/${var.project_id}/topics/${google_pubsub_topic.payments.name}"
@@ -188,7 +202,7 @@ locals {
     BASE_URL             = var.base_url
     CALENDAR_ID          = var.calendar_id
     CALENDAR_TIMEZONE    = var.calendar_timezone
-    REFRESH_TOKEN_SECRET = google_secret_manager_secret.refresh_token.secret_id
+    REFRESH_TOKEN_SECRET = var.refresh_token_secret_id
     SEND_UPDATES         = var.send_updates
     LOG_LEVEL            = var.log_level
     # Cloud Functions sets this itself; declaring it keeps every plan from showing a diff.
@@ -244,12 +258,12 @@ module "function" {
   entry_point           = each.value.entry_point
   bundle_path           = "${local.build_root}/${each.key}.zip"
   source_bucket         = google_storage_bucket.sources.name
-  service_account_email = google_service_account.function[each.key].email
+  service_account_email = local.runtime_emails[each.key]
   build_service_account = google_service_account.build.id
 
-  environment = merge(var.extra_environment, local.common_environment, each.value.environment)
+  environment = merge(var.extra_environment, local.common_environment, each.value.environment, contains(keys(local.calendar_functions), each.key) ? local.delegation_environment : {})
   secret_environment = {
-    for env_name in each.value.secrets : env_name => local.secret_environment_sources[env_name]
+    for env_name in local.function_secrets[each.key] : env_name => local.secret_environment_sources[env_name]
   }
 
   # Public functions take traffic from the internet; the event functions only from
@@ -275,6 +289,8 @@ module "function" {
   # first instance, and the build account must be able to build.
   depends_on = [
     google_secret_manager_secret_iam_member.secret_environment,
+    google_service_account_iam_member.calendar_signs_as_itself,
+    google_project_iam_member.calendar,
     google_project_iam_member.build,
     terraform_data.function_specs_complete,
   ]

@@ -1,6 +1,8 @@
 # Who may do what. Every grant classcal makes is in this file; the table it follows
 # is function_specs in functions.tf.
 #
+#   (google_auth_mode = service_account: the Calendar-using functions share the one
+#   account of delegation.tf instead, and nothing below touches a refresh token)
 #   function SA (one each)   Firestore: roles/datastore.user when firestore = readwrite,
 #                              roles/datastore.viewer when read (list_events)
 #                            refresh-token secret: secretAccessor unless refresh_token = none;
@@ -20,14 +22,14 @@ locals {
   }
 
   function_project_roles = merge([
-    for name, f in local.functions : {
+    for name, f in local.own_account_functions : {
       for role in local.firestore_roles[f.firestore] : "${name} ${role}" => { function = name, role = role }
     }
   ]...)
 
   function_secret_environment = merge([
     for name, f in local.functions : {
-      for env_name in f.secrets : "${name} ${env_name}" => { function = name, secret = local.secret_environment_sources[env_name] }
+      for env_name in local.function_secrets[name] : "${name} ${env_name}" => { function = name, secret = local.secret_environment_sources[env_name] }
     }
   ]...)
 
@@ -44,7 +46,7 @@ locals {
 # --- the functions' own identities ---------------------------------------------------
 
 resource "google_service_account" "function" {
-  for_each = local.functions
+  for_each = local.own_account_functions
 
   project      = var.project_id
   account_id   = substr("classcal-${replace(each.key, "_", "-")}", 0, 30)
@@ -65,10 +67,10 @@ resource "google_project_iam_member" "function" {
 # Every function that acts as the admin in Google Calendar reads the refresh token;
 # list_events and join_class (refresh_token = none) never do.
 resource "google_secret_manager_secret_iam_member" "refresh_token_reader" {
-  for_each = { for name, f in local.functions : name => f if f.refresh_token != "none" }
+  for_each = { for name, f in local.oauth_functions : name => f if f.refresh_token != "none" }
 
   project   = var.project_id
-  secret_id = google_secret_manager_secret.refresh_token.secret_id
+  secret_id = google_secret_manager_secret.refresh_token[0].secret_id
   role      = "roles/secretmanager.secretAccessor"
   member    = google_service_account.function[each.key].member
 }
@@ -76,6 +78,8 @@ resource "google_secret_manager_secret_iam_member" "refresh_token_reader" {
 # Only the OAuth function stores a new token: it adds a version and disables the older
 # ones. A custom role, since the predefined secretVersionManager could also destroy them.
 resource "google_project_iam_custom_role" "token_rotator" {
+  count = local.delegated ? 0 : 1
+
   project     = var.project_id
   role_id     = "classcalTokenRotator"
   title       = "classcal refresh-token rotator"
@@ -88,11 +92,11 @@ resource "google_project_iam_custom_role" "token_rotator" {
 }
 
 resource "google_secret_manager_secret_iam_member" "refresh_token_rotator" {
-  for_each = { for name, f in local.functions : name => f if f.refresh_token == "rotate" }
+  for_each = { for name, f in local.oauth_functions : name => f if f.refresh_token == "rotate" }
 
   project   = var.project_id
-  secret_id = google_secret_manager_secret.refresh_token.secret_id
-  role      = google_project_iam_custom_role.token_rotator.name
+  secret_id = google_secret_manager_secret.refresh_token[0].secret_id
+  role      = google_project_iam_custom_role.token_rotator[0].name
   member    = google_service_account.function[each.key].member
 }
 
@@ -104,7 +108,7 @@ resource "google_secret_manager_secret_iam_member" "secret_environment" {
   project   = var.project_id
   secret_id = each.value.secret
   role      = "roles/secretmanager.secretAccessor"
-  member    = google_service_account.function[each.value.function].member
+  member    = local.runtime_members[each.value.function]
 }
 
 # A function that nudges another publishes to that topic, and to nothing else.

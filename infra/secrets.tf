@@ -4,6 +4,9 @@
 # The admin's refresh token. oauth_callback adds a version per connection and disables
 # the older ones (an operator rolls back by enabling an older one: docs/operations.md).
 resource "google_secret_manager_secret" "refresh_token" {
+  # service_account mode keeps no refresh token.
+  count = var.google_auth_mode == "oauth" ? 1 : 0
+
   project   = var.project_id
   secret_id = var.refresh_token_secret_id
 

@@ -24,10 +24,11 @@ variable "admin_email" {
 
 variable "auth_google_id" {
   type        = string
-  description = "OAuth 2.0 client id of the web client the admin connects through (AUTH_GOOGLE_ID). Its secret never goes through Terraform: see oauth_client_secret_id."
+  description = "OAuth 2.0 client id of the web client the admin connects through (AUTH_GOOGLE_ID). Its secret never goes through Terraform: see oauth_client_secret_id. Required in oauth mode; unused (may be empty) when google_auth_mode is service_account."
+  default     = ""
 
   validation {
-    condition     = endswith(var.auth_google_id, ".apps.googleusercontent.com")
+    condition     = var.auth_google_id == "" || endswith(var.auth_google_id, ".apps.googleusercontent.com")
     error_message = "auth_google_id must be an OAuth client id ending in .apps.googleusercontent.com."
   }
 }
@@ -242,4 +243,15 @@ variable "labels" {
   type        = map(string)
   description = "Labels added to every resource that takes labels."
   default     = { app = "classcal" }
+}
+
+variable "google_auth_mode" {
+  type        = string
+  description = "How the functions reach Google Calendar (GOOGLE_AUTH_MODE): oauth, the admin's refresh token kept in Secret Manager; or service_account, one service account acting as admin_email through the Workspace domain's delegation, keyless (delegation.tf)."
+  default     = "oauth"
+
+  validation {
+    condition     = contains(["oauth", "service_account"], var.google_auth_mode)
+    error_message = "google_auth_mode must be oauth or service_account."
+  }
 }

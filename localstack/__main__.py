@@ -1,7 +1,8 @@
 """``./deploy.sh local [--once]``: run classcal on this machine.
 
 Without ``--once`` it prints every URL and serves until interrupted. With ``--once`` it
-runs the demo (the admin connects Google through the real OAuth function, a student's
+runs the demo (the admin connects Google through the real OAuth function, or with
+``--auth-mode service_account`` the connect page confirms the delegation; a student's
 booking is paid and scheduled, its Meet link printed), stops everything and exits 0,
 or non-zero with the reason.
 """
@@ -9,6 +10,7 @@ or non-zero with the reason.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import tempfile
@@ -31,6 +33,19 @@ def main(argv: list[str] | None = None) -> int:
         help=f"first of consecutive ports to use (default {DEFAULT_BASE_PORT}; --once: free ports)",
     )
     parser.add_argument("--logs", type=Path, default=None, help="folder for every process's log")
+    parser.add_argument(
+        "--auth-mode",
+        choices=stack.AUTH_MODES,
+        default=os.environ.get("CLASSCAL_LOCAL_AUTH_MODE") or "oauth",
+        help="how Calendar calls authenticate: the admin's refresh token (oauth, the default) "
+        "or a service account through domain-wide delegation, keyless unless --with-key "
+        "(default from CLASSCAL_LOCAL_AUTH_MODE)",
+    )
+    parser.add_argument(
+        "--with-key",
+        action="store_true",
+        help="service_account mode: a key file in Secret Manager instead of keyless signJwt",
+    )
     args = parser.parse_args(argv)
 
     log_dir = args.logs or Path(tempfile.mkdtemp(prefix="classcal-local-"))
@@ -41,15 +56,17 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"starting the local stack (logs in {log_dir}) ...", flush=True)
     try:
-        with stack.running(log_dir, base_port) as local:
+        with stack.running(
+            log_dir, base_port, auth_mode=args.auth_mode, with_key=args.with_key
+        ) as local:
             for label, url in local.urls().items():
                 print(f"  {label:<24} {url}", flush=True)
             if args.once:
                 demo.run(local)
                 print("demo finished: stopping everything", flush=True)
                 return 0
-            demo.connect_admin(local)
-            print("the admin account is connected; publish payments or Ctrl-C to stop", flush=True)
+            demo.prepare_google(local)
+            print("ready: publish payments, or Ctrl-C to stop", flush=True)
             stop.wait()
             print("stopping ...", flush=True)
             return 0

@@ -88,6 +88,33 @@ def connect_admin(stack: Stack) -> str:
     return ADMIN_EMAIL
 
 
+def check_delegation(stack: Stack) -> str:
+    """Service-account mode: nobody connects; the connect page says whether Google lets
+    the service account act as the admin (its JSON form, as a monitor would read it)."""
+    oauth = stack.functions.get("oauth_callback")
+    if oauth is None:
+        raise DemoFailed("there is no oauth_callback function to check the delegation with")
+    answer = requests.get(f"{oauth.url}/", headers={"Accept": "application/json"}, timeout=30)
+    status = answer.json() if answer.status_code == 200 else {}
+    if status.get("state") != "connected":
+        raise DemoFailed(
+            f"the delegation does not work (HTTP {answer.status_code}): "
+            f"{status.get('problem') or 'no status'}"
+        )
+    signing = "keyless, signed by IAM signJwt" if status["keyless"] else "with a key file"
+    return f"{status['serviceAccount']} (client id {status['clientId']}, {signing})"
+
+
+def prepare_google(stack: Stack) -> None:
+    """Make the school's Google account usable in this stack's mode, and say how."""
+    if stack.auth_mode == "oauth":
+        print("1. the admin connects the school's Google account (OAuth consent) ...", flush=True)
+        print(f"   connected as {connect_admin(stack)}", flush=True)
+        return
+    print("1. the Workspace admin delegated the calendar to the service account ...", flush=True)
+    print(f"   {check_delegation(stack)} acts as {ADMIN_EMAIL}", flush=True)
+
+
 def _class_start(hours: int = 0) -> datetime:
     start = datetime.now(UTC) + timedelta(days=2, hours=hours)
     return start.replace(minute=0, second=0, microsecond=0)
@@ -171,9 +198,7 @@ def _wait_for_slots(
 
 
 def run(stack: Stack) -> None:
-    print("1. the admin connects the school's Google account (OAuth consent) ...", flush=True)
-    email = connect_admin(stack)
-    print(f"   connected as {email}", flush=True)
+    prepare_google(stack)
 
     if "calendar_maintenance" in stack.functions:
         stack.pubsub_client.publish(MAINTENANCE, [b"{}"])

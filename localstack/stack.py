@@ -6,7 +6,9 @@ so a message published to ``payments`` reaches ``create_event`` the same way.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +24,13 @@ from localstack.constants import (
     PROJECT,
     REDIRECT_URI,
 )
+
+# Service-account mode: the functions' one runtime service account, delegated by the
+# sandbox's Workspace domain to act as ADMIN_EMAIL on the calendar.
+SERVICE_ACCOUNT = "classcal-calendar@classcal-local.iam.gserviceaccount.com"
+SERVICE_ACCOUNT_KEY_SECRET = "classcal-calendar-key"  # noqa: S105 (a secret id)
+CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar.events"
+AUTH_MODES = ("oauth", "service_account")
 
 
 def environment(
@@ -67,6 +76,8 @@ class Stack:
     sandbox: processes.ManagedProcess | None = None
     functions: dict[str, processes.ManagedProcess] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    auth_mode: str = "oauth"
+    service_account_client_id: str | None = None
 
     @property
     def pubsub_client(self) -> processes.PubSub:
@@ -84,8 +95,10 @@ class Stack:
         }
         for name, process in sorted(self.functions.items()):
             urls[f"function {name}"] = process.url
-        if "oauth_callback" in self.functions:
+        if "oauth_callback" in self.functions and self.auth_mode == "oauth":
             urls["connect Google (admin)"] = f"{self.functions['oauth_callback'].url}/start"
+        elif "oauth_callback" in self.functions:
+            urls["delegation status"] = f"{self.functions['oauth_callback'].url}/"
         if "list_events" in self.functions:
             urls["busy slots"] = self.functions["list_events"].url
         if "join_class" in self.functions:
@@ -108,12 +121,53 @@ def _ports(base_port: int | None) -> Iterator[int]:
         port += 1
 
 
+def _delegate(stack: Stack, control: object, *, with_key: bool) -> dict[str, str]:
+    """Service-account mode as Terraform and the Workspace admin set it up: one service
+    account, delegated the calendar scope for ADMIN_EMAIL; keyless unless ``with_key``
+    (then its key file goes to Secret Manager, as an operator would store it)."""
+    from sandbox.control import SandboxControl
+
+    assert isinstance(control, SandboxControl)
+    account = control.add_service_account(SERVICE_ACCOUNT, key=with_key)
+    control.grant_delegation(account["client_id"], [CALENDAR_SCOPE])
+    stack.service_account_client_id = account["client_id"]
+    env = {"GOOGLE_AUTH_MODE": "service_account"}
+    if not with_key:
+        env["GOOGLE_SERVICE_ACCOUNT_EMAIL"] = SERVICE_ACCOUNT
+        env["GOOGLE_SERVICE_ACCOUNT_CLIENT_ID"] = account["client_id"]
+        return env
+    assert stack.sandbox is not None
+    base = f"{stack.sandbox.url}/v1/projects/{processes.PROJECT}/secrets"
+    processes.http(
+        "POST",
+        f"{base}?secretId={SERVICE_ACCOUNT_KEY_SECRET}",
+        body=json.dumps({"replication": {"automatic": {}}}).encode(),
+    )
+    data = base64.b64encode(json.dumps(account["key"]).encode()).decode()
+    status, _ = processes.http(
+        "POST",
+        f"{base}/{SERVICE_ACCOUNT_KEY_SECRET}:addVersion",
+        body=json.dumps({"payload": {"data": data}}).encode(),
+    )
+    if status != 200:
+        raise RuntimeError(f"storing the service-account key answered HTTP {status}")
+    env["GOOGLE_SERVICE_ACCOUNT_JSON"] = SERVICE_ACCOUNT_KEY_SECRET
+    return env
+
+
 def start(
-    log_dir: Path, base_port: int | None = None, extra_env: dict[str, str] | None = None
+    log_dir: Path,
+    base_port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    *,
+    auth_mode: str = "oauth",
+    with_key: bool = False,
 ) -> Stack:
     """Start everything; on any failure stop what was started and re-raise."""
+    if auth_mode not in AUTH_MODES:
+        raise ValueError(f"auth_mode must be one of {', '.join(AUTH_MODES)}, got {auth_mode!r}")
     ports = _ports(base_port)
-    stack = Stack(log_dir=log_dir)
+    stack = Stack(log_dir=log_dir, auth_mode=auth_mode)
     try:
         stack.sandbox = processes.start_sandbox(log_dir, next(ports))
         stack.firestore = processes.start_firestore(log_dir, next(ports))
@@ -127,6 +181,9 @@ def start(
         control = SandboxControl(stack.sandbox.url)
         redirect_uri = f"{url.get('oauth_callback', 'http://127.0.0.1')}/callback"
         control.register_client(CLIENT_ID, CLIENT_SECRET, [redirect_uri])
+        delegated = (
+            _delegate(stack, control, with_key=with_key) if auth_mode == "service_account" else {}
+        )
 
         stack.env = environment(
             firestore=stack.firestore.url,
@@ -138,6 +195,7 @@ def start(
             GUEST_CHANGES_TOPIC=EVENT_TOPICS["guest_invitations"],
             # Short, so that the demo's page shows a change within seconds.
             LIST_CACHE_TTL_SECONDS="3",
+            **delegated,
             **(extra_env or {}),
         )
         for name in names:
@@ -162,8 +220,10 @@ def start(
 
 
 @contextlib.contextmanager
-def running(log_dir: Path, base_port: int | None = None) -> Iterator[Stack]:
-    stack = start(log_dir, base_port)
+def running(
+    log_dir: Path, base_port: int | None = None, *, auth_mode: str = "oauth", with_key: bool = False
+) -> Iterator[Stack]:
+    stack = start(log_dir, base_port, auth_mode=auth_mode, with_key=with_key)
     previous = dict(os.environ)
     os.environ.update(stack.env)
     try:

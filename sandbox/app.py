@@ -26,6 +26,9 @@ from sandbox.core.routing import Api, ApiRequest, Reply, Route
 from sandbox.core.schema import DiscoverySchema
 from sandbox.core.signing import SigningKey
 from sandbox.core.stats import Stats
+from sandbox.iam import routes as iam_routes
+from sandbox.iam.backend import IamBackend
+from sandbox.oauth import jwt_bearer
 from sandbox.oauth import routes as oauth_routes
 from sandbox.oauth.backend import OAuthBackend
 from sandbox.secretmanager import routes as secretmanager_routes
@@ -42,16 +45,20 @@ class Sandbox:
     def __init__(self) -> None:
         self.stats = Stats()
         self.faults = FaultTable(self.stats)
+        self.iam = IamBackend()
         # Kept across resets, as Google's keys outlive a test.
-        self.oauth = OAuthBackend(stats=self.stats, keys=SigningKey())
+        self.oauth = OAuthBackend(
+            stats=self.stats, keys=SigningKey(), service_account_keys=self._service_account_keys
+        )
         self.calendar = CalendarBackend(stats=self.stats, token_info=self.oauth.access_info)
         self.secretmanager = SecretManagerBackend()
         self.control = ControlBackend(
-            self.calendar, self.oauth, self.secretmanager, self.faults, self.stats
+            self.calendar, self.oauth, self.secretmanager, self.faults, self.stats, self.iam
         )
         # Unknown paths take the error shape of the first API claiming their prefix.
         self.apis: list[Api] = [
             *calendar_routes.apis(self.calendar),
+            *iam_routes.apis(self.iam),
             *secretmanager_routes.apis(self.secretmanager),
             *oauth_routes.apis(self.oauth),
             *control_routes.apis(self.control),
@@ -60,6 +67,11 @@ class Sandbox:
         self._schemas: dict[str, DiscoverySchema] = {
             route.method_id: api.schema for api, route in self._routes if api.schema is not None
         }
+
+    def _service_account_keys(self, email: str) -> jwt_bearer.Keys | None:
+        """What OAuth's JWT-bearer grant asks IAM: a service account's public keys."""
+        found = self.iam.public_keys(email)
+        return jwt_bearer.Keys(found.email, found.unique_id, found.keys) if found else None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)

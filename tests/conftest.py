@@ -17,7 +17,7 @@ import pytest
 from localstack import processes, stack
 from localstack.constants import ADMIN_EMAIL, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI
 from shared.core.config import reset_config
-from shared.google import clients, tokens
+from shared.google import clients, credentials, tokens
 from shared.stores import db
 
 
@@ -79,7 +79,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
 def _forget_caches() -> None:
     reset_config()
     clients.reset_clients()
-    tokens.forget_admin_credentials()
+    credentials.forget()  # the refresh-token and the service-account credentials
 
 
 @pytest.fixture

@@ -377,9 +377,13 @@ def test_no_secret_is_a_plain_environment_variable(
 ) -> None:
     [module] = list(tf.modules.values())
     assert expr(module["environment"]) == (
-        "merge(var.extra_environment, local.common_environment, each.value.environment)"
+        "merge(var.extra_environment, local.common_environment, each.value.environment, "
+        "contains(keys(local.calendar_functions), each.key) ? local.delegation_environment : {})"
     )
     plain = set(tf.locals["common_environment"])
+    # service_account mode adds the delegation's variables to the Calendar-using functions.
+    plain |= object_keys(tf.locals["delegation_environment"])
+    assert {"GOOGLE_AUTH_MODE", "GOOGLE_SERVICE_ACCOUNT_EMAIL"} <= plain
     for name, spec in specs.items():
         plain |= object_keys(spec["environment"])
         # Every secret a function gets comes from Secret Manager, and only those it needs.
@@ -422,11 +426,16 @@ def test_no_secret_is_a_plain_environment_variable(
 
 
 def _functions_of(for_each: str, specs: dict[str, dict[str, Any]]) -> list[str]:
-    """The functions a for_each over local.functions, filtered by one attribute, covers."""
+    """The functions a for_each over local.functions, filtered by one attribute, covers.
+
+    ``local.oauth_functions`` is ``local.functions`` in oauth mode, the default read here
+    (test_service_account_mode_... checks that it is empty in the other mode).
+    """
     if for_each == "local.functions":
         return list(specs)
     match = re.fullmatch(
-        r'\{for name, f in local\.functions : name => f if f\.(\w+) (==|!=) "(\w+)"\}', for_each
+        r'\{for name, f in local\.(?:oauth_)?functions : name => f if f\.(\w+) (==|!=) "(\w+)"\}',
+        for_each,
     )
     assert match, f"the test cannot read this for_each: {for_each}"
     attribute, operator, wanted = match.groups()
@@ -444,7 +453,7 @@ def test_each_service_account_holds_only_what_its_function_needs(
         granted[function].add(what)
 
     custom_roles = {
-        f"google_project_iam_custom_role.{name}.name": set(body["permissions"])
+        f"google_project_iam_custom_role.{name}[0].name": set(body["permissions"])
         for name, body in tf.of_type("google_project_iam_custom_role").items()
     }
     seen = set()
@@ -452,7 +461,10 @@ def test_each_service_account_holds_only_what_its_function_needs(
         if not re.search(r"_iam_(member|binding|policy)$", type_):
             continue
         member = expr(body.get("member", body.get("members", "")))
-        if "google_service_account.function" not in member:
+        if (
+            "google_service_account.function" not in member
+            and "local.runtime_members" not in member
+        ):
             continue
         seen.add((type_, name))
         assert type_ in (
@@ -515,11 +527,91 @@ def test_each_service_account_holds_only_what_its_function_needs(
     assert granted["list_events"] == {"project roles/datastore.viewer"}
 
     # The accounts themselves: one per function, one invoker per event function.
-    assert expr(tf.resource("google_service_account", "function")["for_each"]) == "local.functions"
-    [module] = list(tf.modules.values())
+    # (In oauth mode local.own_account_functions is local.functions; in service_account
+    # mode the Calendar-using functions share delegation.tf's account instead.)
     assert (
-        expr(module["service_account_email"]) == "google_service_account.function[each.key].email"
+        expr(tf.resource("google_service_account", "function")["for_each"])
+        == "local.own_account_functions"
     )
+    assert expr(tf.locals["own_account_functions"]).endswith(": local.functions")
+    [module] = list(tf.modules.values())
+    assert expr(module["service_account_email"]) == "local.runtime_emails[each.key]"
+    emails = expr(tf.locals["runtime_emails"])
+    assert "local.own_account_functions : name => google_service_account.function[name].email" in (
+        emails
+    )
+
+
+def test_service_account_mode_shares_one_account_that_may_only_sign_as_itself(
+    tf: Terraform, specs: dict[str, dict[str, Any]]
+) -> None:
+    mode = tf.variables["google_auth_mode"]
+    assert mode["default"] == "oauth"
+    assert expr(tf.locals["delegated"]) == 'var.google_auth_mode == "service_account"'
+    calendar = tf.resource("google_service_account", "calendar")
+    assert expr(calendar["count"]) == "local.delegated ? 1 : 0"
+    # The Calendar-using functions are the ones that read the refresh token in oauth mode.
+    assert expr(tf.locals["calendar_functions"]) == (
+        '{for name, f in local.functions : name => f if f.refresh_token != "none"}'
+    )
+    own = expr(tf.locals["own_account_functions"])
+    assert own.startswith("local.delegated ? {for name, f in local.functions : name => f if")
+    assert 'f.refresh_token == "none"' in own
+    assert "google_service_account.calendar[0].email if local.delegated" in expr(
+        tf.locals["runtime_emails"]
+    )
+    assert "google_service_account.calendar[0].member if local.delegated" in expr(
+        tf.locals["runtime_members"]
+    )
+
+    # Its one grant on an account: roles/iam.serviceAccountTokenCreator on itself.
+    on_accounts = {
+        name: body
+        for name, body in tf.of_type("google_service_account_iam_member").items()
+        if "google_service_account.calendar" in expr(body["member"])
+    }
+    assert list(on_accounts) == ["calendar_signs_as_itself"]
+    signs = on_accounts["calendar_signs_as_itself"]
+    assert expr(signs["role"]) == "roles/iam.serviceAccountTokenCreator"
+    assert expr(signs["service_account_id"]) == "google_service_account.calendar[0].name"
+    assert expr(signs["member"]) == "google_service_account.calendar[0].member"
+    assert expr(signs["count"]) == "local.delegated ? 1 : 0"
+    # Project roles: only the Firestore roles of the functions it runs.
+    project = tf.resource("google_project_iam_member", "calendar")
+    assert expr(project["for_each"]) == "local.calendar_project_roles"
+    assert "local.firestore_roles[f.firestore]" in expr(tf.locals["calendar_project_roles"])
+    # No secret at all: no refresh token, and no OAuth client secret for those functions.
+    for (type_, name), body in tf.resources.items():
+        if type_.startswith("google_secret_manager") and "member" in body:
+            assert "google_service_account.calendar" not in expr(body["member"]), name
+    assert expr(tf.locals["function_secrets"]) == (
+        '{for name, f in local.functions : name => local.delegated && f.refresh_token != "none" '
+        "? [] : f.secrets}"
+    )
+
+    # Nothing of the refresh-token machinery exists in this mode.
+    secret = tf.resource("google_secret_manager_secret", "refresh_token")
+    assert expr(secret["count"]) == 'var.google_auth_mode == "oauth" ? 1 : 0'
+    rotator = tf.resource("google_project_iam_custom_role", "token_rotator")
+    assert expr(rotator["count"]) == "local.delegated ? 0 : 1"
+    assert expr(tf.locals["oauth_functions"]) == "local.delegated ? {} : local.functions"
+    for name in ("refresh_token_reader", "refresh_token_rotator"):
+        body = tf.resource("google_secret_manager_secret_iam_member", name)
+        assert expr(body["for_each"]).startswith("{for name, f in local.oauth_functions :"), name
+
+    # The functions learn the mode and the account; the operator learns the client id.
+    environment = object_keys(tf.locals["delegation_environment"])
+    assert environment == {
+        "GOOGLE_AUTH_MODE",
+        "GOOGLE_SERVICE_ACCOUNT_EMAIL",
+        "GOOGLE_SERVICE_ACCOUNT_CLIENT_ID",
+    }
+    assert "google_service_account.calendar[0].unique_id" in expr(
+        tf.locals["delegation_environment"]
+    )
+    client_id = expr(tf.outputs["delegation_client_id"]["value"])
+    assert client_id == "local.delegated ? google_service_account.calendar[0].unique_id : null"
+    assert "calendar.events" in expr(tf.locals["delegation_scope"])
 
 
 def test_payments_are_retried_then_dead_lettered(
@@ -1012,6 +1104,19 @@ def test_deploy_names_every_missing_variable(tmp_path: Path) -> None:
     if not (INFRA / "terraform.tfvars").exists():  # the others may be set there instead
         for variable in DEPLOY_ENV:
             assert variable in result.stderr
+
+
+def test_deploy_in_service_account_mode_needs_no_oauth_client(tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GOOGLE_AUTH_MODE": "service_account"}
+
+    result = _deploy(["plan"], env)
+    wrong = _deploy(["plan"], {**env, "GOOGLE_AUTH_MODE": "keyless"})
+
+    assert result.returncode == 1
+    assert "GOOGLE_CLOUD_PROJECT" in result.stderr
+    assert "AUTH_GOOGLE_ID" not in result.stderr
+    assert wrong.returncode == 1
+    assert "GOOGLE_AUTH_MODE must be oauth or service_account" in wrong.stderr
 
 
 def test_deploy_says_when_gcloud_is_missing(tmp_path: Path) -> None:

@@ -91,6 +91,25 @@ class SandboxControl:
         email_verified, bad_signature, ...}; no arguments clears them."""
         return self._call("POST", "oauth", knobs)
 
+    # --- service accounts and domain-wide delegation -------------------------
+
+    def add_service_account(self, email: str, key: bool = False) -> dict[str, Any]:
+        """Register a service account: {email, client_id}, plus `key` (a key file's JSON)
+        when asked for."""
+        return self._call("POST", "service_accounts", {"email": email, "key": key})
+
+    def grant_delegation(
+        self, client_id: str, scopes: list[str], users: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Let `client_id` act as the domain's users with exactly `scopes`."""
+        return self._call(
+            "POST", "delegation", {"client_id": client_id, "scopes": scopes, "users": users or []}
+        )
+
+    def withdraw_delegation(self, client_id: str) -> bool:
+        query = urllib.parse.urlencode({"client_id": client_id})
+        return self._call("DELETE", f"delegation?{query}")["withdrawn"]
+
     # --- Calendar ---------------------------------------------------------
 
     def add_calendar(

@@ -190,3 +190,52 @@ def events(backend: ControlBackend, req: ApiRequest) -> Reply:
 
 def channels(backend: ControlBackend, req: ApiRequest) -> Reply:
     return Reply({"channels": backend.calendar.channels()})
+
+
+def add_service_account(backend: ControlBackend, req: ApiRequest) -> Reply:
+    """Register a service account; with `"key": true` also issue a key file for it."""
+    body = _body(req)
+    email = _required_str(body, "email")
+    try:
+        account = backend.iam.register(email)
+    except ValueError as exc:
+        raise ControlError(400, str(exc)) from exc
+    reply: dict[str, Any] = {"email": account.email, "client_id": account.unique_id}
+    if body.get("key"):
+        token_uri = req.request.host_url.rstrip("/") + "/token"
+        reply["key"] = backend.iam.create_key(account.email, token_uri)
+    return Reply(reply)
+
+
+def _scopes(body: dict[str, Any]) -> list[str]:
+    scopes = body.get("scopes")
+    if isinstance(scopes, str):
+        scopes = scopes.replace(",", " ").split()
+    if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
+        raise ControlError(400, "'scopes' is required (a list, or a comma-separated string)")
+    return scopes
+
+
+def grant_delegation(backend: ControlBackend, req: ApiRequest) -> Reply:
+    """What the Workspace admin console's "Add new" under Domain-wide delegation does:
+    the client id may act as the domain's users with exactly these scopes. `users` adds
+    accounts to the domain (admin@school.test is always one)."""
+    body = _body(req)
+    client_id = _required_str(body, "client_id")
+    scopes = _scopes(body)
+    users = body.get("users") or []
+    if not isinstance(users, list) or not all(isinstance(u, str) and "@" in u for u in users):
+        raise ControlError(400, "'users' must be a list of email addresses")
+    with backend.oauth.lock:
+        backend.oauth.delegation.grant(client_id, scopes)
+        backend.oauth.delegation.users.update(u.lower() for u in users)
+    return Reply({"client_id": client_id, "scopes": scopes})
+
+
+def withdraw_delegation(backend: ControlBackend, req: ApiRequest) -> Reply:
+    client_id = req.args.get("client_id", "")
+    if not client_id:
+        raise ControlError(400, "'client_id' is required (a query parameter)")
+    with backend.oauth.lock:
+        withdrawn = backend.oauth.delegation.withdraw(client_id)
+    return Reply({"client_id": client_id, "withdrawn": withdrawn})

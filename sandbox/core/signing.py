@@ -1,4 +1,5 @@
-"""The RSA key that signs id_tokens, and its published forms (PEM certificate, JWK)."""
+"""The RSA keys the sandbox signs with (id_tokens, service accounts' JWTs), their
+published forms (PEM certificate, JWK), and the check of an RS256 JWT's signature."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
@@ -18,6 +20,23 @@ from sandbox.core import timeutil
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Base64url without padding, as JWTs carry it; ValueError when malformed."""
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("not base64url") from exc
+
+
+def verify_rs256(public_key: rsa.RSAPublicKey, signing_input: bytes, signature: bytes) -> bool:
+    """Whether `signature` is an RS256 signature of `signing_input` by `public_key`."""
+    try:
+        public_key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        return False
+    return True
 
 
 def _int_b64url(value: int) -> str:
@@ -49,6 +68,18 @@ class SigningKey:
             .public_bytes(serialization.Encoding.PEM)
             .decode("ascii")
         )
+
+    @property
+    def public_key(self) -> rsa.RSAPublicKey:
+        return self._key.public_key()
+
+    def private_key_pem(self) -> str:
+        """The private key as PKCS#8 PEM, as a service-account key file carries it."""
+        return self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode("ascii")
 
     def jwk(self) -> dict[str, str]:
         numbers = self._key.public_key().public_numbers()

@@ -19,6 +19,7 @@ from sandbox.core import timeutil
 from sandbox.core.ids import random_token
 from sandbox.core.signing import SigningKey, b64url
 from sandbox.core.stats import Stats
+from sandbox.oauth import jwt_bearer
 from sandbox.oauth.errors import ConsentPageError, OAuthError
 from sandbox.oauth.models import (
     AccessToken,
@@ -63,13 +64,21 @@ def subject_for(email: str) -> str:
 
 
 class OAuthBackend:
-    def __init__(self, *, stats: Stats | None = None, keys: SigningKey | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        stats: Stats | None = None,
+        keys: SigningKey | None = None,
+        service_account_keys: jwt_bearer.KeyLookup | None = None,
+    ) -> None:
         self.lock = threading.RLock()
         self.stats = stats if stats is not None else Stats()
         self.keys = keys if keys is not None else SigningKey()
-        self._grant_types: dict[str, Callable[[OAuthClient, TokenRequest], IssuedTokens]] = {
+        self._service_account_keys = service_account_keys or (lambda _email: None)
+        self._grant_types: dict[str, Callable[[Any, TokenRequest], IssuedTokens]] = {
             "authorization_code": self._code_grant,
             "refresh_token": self._refresh_grant,
+            jwt_bearer.GRANT_TYPE: self._jwt_bearer_grant,
         }
         self.reset()
 
@@ -83,6 +92,7 @@ class OAuthBackend:
             # (client_id, email) -> scopes granted so far, for include_granted_scopes.
             self.granted_scopes: dict[tuple[str, str], list[str]] = {}
             self.knobs = OAuthKnobs()
+            self.delegation = jwt_bearer.DomainDelegation()
 
     # --- set-up, for the control API ---------------------------------------------
 
@@ -217,7 +227,12 @@ class OAuthBackend:
         if request.grant_type in self._grant_types:
             self.stats.count("requests", f"oauth.token.{request.grant_type}")
         with self.lock:
-            client = self._authenticate_client(client_id, client_secret)
+            # A JWT-bearer request authenticates by its signed assertion, not a client.
+            client = (
+                None
+                if request.grant_type == jwt_bearer.GRANT_TYPE
+                else self._authenticate_client(client_id, client_secret)
+            )
             grant_type = self._grant_types.get(request.grant_type)
             if grant_type is not None:
                 return grant_type(client, request)
@@ -261,6 +276,26 @@ class OAuthBackend:
                 raise OAuthError(400, "invalid_scope", "Some requested scopes were invalid.")
             scopes = tuple(requested)
         access = self._issue_access_token(grant, scopes)
+        return self._issued(grant, access, include_refresh_token=False)
+
+    def _jwt_bearer_grant(self, _client: None, request: TokenRequest) -> IssuedTokens:
+        """A service account's assertion, acting as itself or (with `sub`) as a user."""
+        accepted = jwt_bearer.check_assertion(
+            request.assertion,
+            keys_of=self._service_account_keys,
+            audiences=tuple(dict.fromkeys((request.token_url, jwt_bearer.GOOGLE_TOKEN_URI))),
+            delegation=self.delegation,
+            now=int(timeutil.now().timestamp()),
+        )
+        grant = Grant(
+            id=random_token("g", 16),
+            client_id=accepted.client_id,
+            email=accepted.email,
+            scopes=accepted.scopes,
+            refresh_token=None,
+        )
+        self.grants[grant.id] = grant
+        access = self._issue_access_token(grant, grant.scopes)
         return self._issued(grant, access, include_refresh_token=False)
 
     def _create_grant(

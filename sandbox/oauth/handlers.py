@@ -80,6 +80,8 @@ def token(backend: OAuthBackend, req: ApiRequest) -> Reply:
         code_verifier=form.get("code_verifier"),
         refresh_token=form.get("refresh_token", ""),
         scope=form.get("scope"),
+        assertion=form.get("assertion", ""),
+        token_url=req.request.base_url,
     )
     client_id, client_secret = _client_credentials(req)
     return Reply(render.token_response(backend.token(request, client_id, client_secret)))

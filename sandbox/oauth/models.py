@@ -84,6 +84,8 @@ class TokenRequest:
     code_verifier: str | None = None
     refresh_token: str = ""
     scope: str | None = None
+    assertion: str = ""  # the JWT-bearer grant's signed JWT
+    token_url: str = ""  # this endpoint's own URL, an audience the assertion may name
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shared.core.errors import ConfigError
 
 SEND_UPDATES_VALUES = ("all", "externalOnly", "none")
+OAUTH = "oauth"
+SERVICE_ACCOUNT = "service_account"
+AUTH_MODES = (OAUTH, SERVICE_ACCOUNT)
 
 DEFAULT_EVENT_SUMMARY = "Clase de Inglés"
 DEFAULT_EVENT_DESCRIPTION = "La clase sera {classType} con x{participants} participantes"
@@ -37,6 +40,10 @@ class Config:
     calendar_id: str
     calendar_timezone: str
     refresh_token_secret: str
+    google_auth_mode: str
+    google_service_account_json: str | None
+    google_service_account_email: str | None
+    google_service_account_client_id: str | None
     send_updates: str
     event_summary: str
     event_description: str
@@ -58,6 +65,10 @@ class Config:
     mirror_max_age_minutes: int
     mirror_horizon_days: int
     guest_changes_topic: str | None
+
+    @property
+    def service_account_mode(self) -> bool:
+        return self.google_auth_mode == SERVICE_ACCOUNT
 
     def require(self, name: str) -> str:
         """The value of an optional variable that this code path needs."""
@@ -177,16 +188,47 @@ def _topic(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+def _secret_id(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    value = _text(env, name, default)
+    if value is None:
+        return None
+    if value.startswith("{") or "PRIVATE KEY" in value:
+        # The seed's way, a key in a plain variable: refused, and never echoed back.
+        raise ConfigError(
+            f"{name} must name the Secret Manager secret that holds the key file, not "
+            "hold the key itself: store the key file as a secret version and set this to "
+            "its secret id"
+        )
+    if not value.replace("-", "").replace("_", "").isalnum() or len(value) > 255:
+        raise ConfigError(f"{name} must be a Secret Manager secret id, got {value!r}")
+    return value
+
+
+def _service_account(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    email = _text(env, "GOOGLE_SERVICE_ACCOUNT_EMAIL")
+    if email is not None and not email.endswith(".gserviceaccount.com"):
+        raise ConfigError(
+            "GOOGLE_SERVICE_ACCOUNT_EMAIL must be a service account's email "
+            f"(name@project.iam.gserviceaccount.com), got {email!r}"
+        )
+    client_id = _text(env, "GOOGLE_SERVICE_ACCOUNT_CLIENT_ID")
+    if client_id is not None and not client_id.isdigit():
+        raise ConfigError(
+            "GOOGLE_SERVICE_ACCOUNT_CLIENT_ID must be the service account's numeric unique "
+            f"id, got {client_id!r}"
+        )
+    return email, client_id
+
+
 def from_env(env: Mapping[str, str]) -> Config:
     """Parse and validate every variable; raise ConfigError naming the first bad one."""
     base_url = _url(env, "BASE_URL")
     admin_email = _text(env, "ADMIN_EMAIL")
     if admin_email is not None and "@" not in admin_email:
         raise ConfigError(f"ADMIN_EMAIL must be an email address, got {admin_email!r}")
-    secret_name = _text(env, "REFRESH_TOKEN_SECRET", "calendar-refresh-token")
+    secret_name = _secret_id(env, "REFRESH_TOKEN_SECRET", "calendar-refresh-token")
     assert secret_name is not None
-    if not secret_name.replace("-", "").replace("_", "").isalnum() or len(secret_name) > 255:
-        raise ConfigError(f"REFRESH_TOKEN_SECRET must be a Secret Manager id, got {secret_name!r}")
+    sa_email, sa_client_id = _service_account(env)
     sandbox = _url(env, "GOOGLE_SANDBOX_URL")
     return Config(
         google_cloud_project=_text(env, "GOOGLE_CLOUD_PROJECT"),
@@ -198,6 +240,10 @@ def from_env(env: Mapping[str, str]) -> Config:
         calendar_id=_text(env, "CALENDAR_ID", "primary") or "primary",
         calendar_timezone=_timezone(env),
         refresh_token_secret=secret_name,
+        google_auth_mode=_choice(env, "GOOGLE_AUTH_MODE", OAUTH, AUTH_MODES),
+        google_service_account_json=_secret_id(env, "GOOGLE_SERVICE_ACCOUNT_JSON"),
+        google_service_account_email=sa_email,
+        google_service_account_client_id=sa_client_id,
         send_updates=_choice(env, "SEND_UPDATES", "all", SEND_UPDATES_VALUES),
         event_summary=_text(env, "EVENT_SUMMARY", DEFAULT_EVENT_SUMMARY) or DEFAULT_EVENT_SUMMARY,
         event_description=_text(env, "EVENT_DESCRIPTION", DEFAULT_EVENT_DESCRIPTION)

@@ -73,6 +73,14 @@ class AdminReconnectRequired(TransientError):
     code = "admin_reconnect_required"
 
 
+class DelegationRefused(TransientError):
+    """Service-account mode: Google will not let the service account act as ADMIN_EMAIL
+    (delegation not granted for its client id and scope, an unknown subject, or IAM
+    refusing to sign). The message says what the Workspace administrator must grant."""
+
+    code = "delegation_refused"
+
+
 class ConferencePending(TransientError):
     """Google is still creating the Meet conference."""
 

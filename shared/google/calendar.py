@@ -2,8 +2,9 @@
 
 It adds three things to google-api-python-client: one service object per thread
 (httplib2 is not thread-safe), retries by the library's own ``execute(num_retries=...)``,
-and the translation of Google's answers into classcal's error types, including a
-second chance with a freshly read refresh token after ``invalid_grant``.
+and the translation of Google's answers into classcal's error types, including (oauth
+mode) a second chance with a freshly read refresh token after ``invalid_grant``. Which
+credentials, and what a refusal means, is ``shared.google.credentials``' business.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 
 from shared.core.config import get_config
 from shared.core.errors import (
-    AdminReconnectRequired,
     ClasscalError,
     Duplicate,
     Gone,
@@ -25,7 +25,8 @@ from shared.core.errors import (
     NotFound,
     PermanentError,
 )
-from shared.google import clients, tokens
+from shared.google import clients
+from shared.google import credentials as auth
 
 _RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
 _SCOPE_REASONS = frozenset({"insufficientPermissions", "forbiddenForNonOrganizer", "forbidden"})
@@ -73,11 +74,9 @@ def translate_http_error(error: Any, what: str) -> ClasscalError:
     reason = _reason(error)
     label = f"Calendar {what}: HTTP {status} {reason}".rstrip()
     if status == 401:
-        return AdminReconnectRequired(f"{label}: {tokens.RECONNECT_HINT}")
+        return auth.access_refused(label, lacks_scope=False)
     if status == 403 and reason in _SCOPE_REASONS:
-        return AdminReconnectRequired(
-            f"{label}: the stored grant lacks calendar access; {tokens.RECONNECT_HINT}"
-        )
+        return auth.access_refused(label, lacks_scope=True)
     if status == 429 or status >= 500 or (status == 403 and reason in _RATE_REASONS):
         return GoogleUnavailable(label)
     if status == 404:
@@ -108,7 +107,7 @@ def execute(
     config = get_config()
     given = credentials is not None
     if not given:
-        credentials = None if api_key else tokens.admin_credentials()
+        credentials = None if api_key else auth.admin_credentials()
     for attempt in (1, 2):
         counter = _calls.get()
         if counter is not None:
@@ -119,13 +118,12 @@ def execute(
         except HttpError as error:
             raise translate_http_error(error, what) from None
         except RefreshError as error:
-            if not tokens.is_invalid_grant(error):
-                raise GoogleUnavailable(f"Calendar {what}: token refresh failed") from None
-            if attempt == 2 or given:
-                raise AdminReconnectRequired(
-                    f"Google refused the refresh token (invalid_grant): {tokens.RECONNECT_HINT}"
-                ) from None
-            credentials = tokens.reload_admin_credentials(credentials)
+            try:
+                credentials = auth.after_refresh_error(
+                    error, credentials, last_try=attempt == 2 or given
+                )
+            except GoogleUnavailable as unavailable:
+                raise GoogleUnavailable(f"Calendar {what}: {unavailable.message}") from None
         except (TimeoutError, TransportError, OSError) as error:
             # httplib2 raises OSError subclasses (and TimeoutError) once its retries are spent.
             raise GoogleUnavailable(f"Calendar {what}: {type(error).__name__}") from None

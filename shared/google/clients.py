@@ -1,9 +1,9 @@
 """Factories for every Google client classcal uses, and the endpoints they talk to.
 
 ``GOOGLE_SANDBOX_URL`` points every one of them (Calendar, the OAuth authorization,
-token and revoke URIs, the id_token certificates, Secret Manager) at the local Google
-sandbox; when it is unset they talk to Google with no other change. Firestore and
-Pub/Sub follow their own emulator variables (``FIRESTORE_EMULATOR_HOST``, ...).
+token and revoke URIs, the id_token certificates, Secret Manager, IAM Credentials) at
+the local Google sandbox; when it is unset they talk to Google with no other change.
+Firestore and Pub/Sub follow their own emulator variables (``FIRESTORE_EMULATOR_HOST``, ...).
 
 Heavy client modules are imported inside the factories: a function pays for a client
 only when its first request needs it.
@@ -36,6 +36,7 @@ class Endpoints:
     token_uri: str
     revoke_uri: str
     certs_url: str
+    iam_credentials_api: str  # IAM Credentials (signJwt), for keyless delegation
 
 
 def endpoints(config: Config | None = None) -> Endpoints:
@@ -49,6 +50,7 @@ def endpoints(config: Config | None = None) -> Endpoints:
             token_uri=f"{sandbox}/token",
             revoke_uri=f"{sandbox}/revoke",
             certs_url=f"{sandbox}/oauth2/v1/certs",
+            iam_credentials_api=sandbox,
         )
     return Endpoints(
         calendar_api=None,
@@ -57,6 +59,7 @@ def endpoints(config: Config | None = None) -> Endpoints:
         token_uri="https://oauth2.googleapis.com/token",  # noqa: S106 (a URL)
         revoke_uri="https://oauth2.googleapis.com/revoke",
         certs_url="https://www.googleapis.com/oauth2/v1/certs",
+        iam_credentials_api="https://iamcredentials.googleapis.com",
     )
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.core import retry
 from shared.core.config import get_config
-from shared.core.errors import AdminReconnectRequired, GoogleUnavailable
+from shared.core.errors import AdminReconnectRequired, ConfigError, GoogleUnavailable
 from shared.core.logs import get_logger
 from shared.google import clients
 
@@ -93,6 +93,41 @@ def read_refresh_token() -> StoredToken:
     if not token:
         raise AdminReconnectRequired(f"the stored refresh token is empty: {RECONNECT_HINT}")
     return StoredToken(refresh_token=token, version=response.name)
+
+
+def read_service_account_key(secret_id: str) -> dict[str, Any]:
+    """The service-account key file in the newest version of ``secret_id``
+    (``GOOGLE_SERVICE_ACCOUNT_JSON``). Nothing of its content reaches an error or a log."""
+    import json
+
+    from google.api_core import exceptions
+
+    config = get_config()
+    name = f"projects/{config.project}/secrets/{secret_id}/versions/latest"
+    client = clients.secret_manager_client()
+    try:
+        response = client.access_secret_version(name=name, retry=_retry(), timeout=10.0)
+    except exceptions.NotFound:
+        raise ConfigError(
+            f"the secret {secret_id} (GOOGLE_SERVICE_ACCOUNT_JSON) does not exist or has no "
+            "version: add the service-account key file as its version"
+        ) from None
+    except exceptions.FailedPrecondition:
+        raise ConfigError(
+            f"the newest version of {secret_id} (GOOGLE_SERVICE_ACCOUNT_JSON) is disabled"
+        ) from None
+    except exceptions.GoogleAPICallError as error:
+        raise _translate(error, "read the service-account key") from None
+    try:
+        info = json.loads(response.payload.data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        info = None
+    if not isinstance(info, dict) or info.get("type") != "service_account":
+        raise ConfigError(
+            f"the secret {secret_id} (GOOGLE_SERVICE_ACCOUNT_JSON) does not hold a "
+            "service-account key file (JSON with type service_account)"
+        )
+    return info
 
 
 def _ensure_secret(client: Any) -> None:

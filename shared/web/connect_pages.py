@@ -10,7 +10,7 @@ import flask
 
 from shared.core.errors import ClasscalError, ConfigError, ConnectionRefused
 from shared.core.logs import get_logger
-from shared.domain import connection
+from shared.domain import connection, delegation
 from shared.web import pages
 from shared.web.serving import Answers
 
@@ -37,7 +37,18 @@ def _start_link() -> str | None:
         return None
 
 
+def _delegation(request: flask.Request, path: str) -> pages.Answer:
+    """Service-account mode: every path tells the mode and how delegation is set up;
+    /start and /callback start or finish nothing (409: there is no flow to run)."""
+    status = delegation.delegation_status()
+    if path == "/" and _wants_json(request):
+        return pages.json_answer(status.as_json())
+    return pages.delegation_status(status, status_code=200 if path == "/" else 409)
+
+
 def _route(request: flask.Request, path: str) -> pages.Answer:
+    if delegation.uses_delegation():
+        return _delegation(request, path)
     start_url, status_url = connection.links()
     if path == "/start":
         return pages.redirect(connection.start())

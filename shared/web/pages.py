@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from shared.core.errors import ConnectionRefused
     from shared.domain.connection import Connected, ConnectionStatus
+    from shared.domain.delegation import DelegationStatus
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;"
@@ -259,5 +260,43 @@ def connection_status(status: ConnectionStatus, *, start_url: str) -> Answer:
         paragraphs,
         facts=facts,
         links=links,
+        tone="ok" if status.state == "connected" else "bad",
+    )
+
+
+def delegation_status(status: DelegationStatus, *, status_code: int = 200) -> Answer:
+    """Service-account mode's connect page: the mode and how delegation is set up; no
+    Connect link, since nobody signs in."""
+    titles = {
+        "connected": "classcal acts on the calendar through domain-wide delegation",
+        "delegation_refused": "Google refuses classcal's domain-wide delegation",
+        "unknown": "The delegation could not be checked",
+    }
+    how = (
+        "keyless: Google signs for the functions' own service account (IAM signJwt)"
+        if status.keyless
+        else "a service-account key file kept in Secret Manager"
+    )
+    facts = {
+        "Mode": "service account (GOOGLE_AUTH_MODE=service_account)",
+        "Acts as": status.subject,
+        "Service account": status.service_account or "(not known yet)",
+        "Client ID": status.client_id or "(see Terraform's output or IAM > Service accounts)",
+        "Scope": status.scope,
+        "Signing": how,
+    }
+    paragraphs = [
+        "There is nothing to connect: no one signs in and no refresh token is kept. The "
+        "school's Workspace administrator allows this service account, once, to act as "
+        f"{status.subject} on the calendar.",
+        f"To set it up or repair it, {status.instruction}.",
+    ]
+    if status.problem:
+        paragraphs.insert(0, status.problem)
+    return page(
+        titles.get(status.state, "Domain-wide delegation"),
+        paragraphs,
+        status=status_code,
+        facts=facts,
         tone="ok" if status.state == "connected" else "bad",
     )
