@@ -18,9 +18,11 @@ read). Before the first sync ever there is nothing to serve: MirrorNotReady (503
 from __future__ import annotations
 
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -128,10 +130,19 @@ def parse_window(
 
 @dataclass(frozen=True)
 class Horizon:
-    """Every busy slot of the calendar's mirror, holds included, sorted by start."""
+    """Every busy slot of the calendar's mirror, holds included, sorted by start.
+
+    ``rendered`` keeps the answers already cut from it, by window (at most
+    MAX_RENDERED): a page asking the same window again costs a dictionary lookup.
+    """
 
     slots: tuple[slots.Slot, ...]
     synced_at: datetime
+    rendered: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict, compare=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
+
+
+MAX_RENDERED = 64
 
 
 @dataclass(frozen=True)
@@ -204,6 +215,22 @@ def _slot(start: datetime, end: datetime, status: str, zone: ZoneInfo) -> dict[s
     }
 
 
+def cut(horizon: Horizon, window: Window, zone: ZoneInfo) -> Payload:
+    """The window's answer, rendered once per horizon copy and window."""
+    key = (window.cache_key(), zone.key)
+    with horizon.lock:
+        found = horizon.rendered.get(key)
+        if found is not None:
+            horizon.rendered.move_to_end(key)
+            return found  # type: ignore[no-any-return]
+    payload = render(horizon, window, zone)
+    with horizon.lock:
+        horizon.rendered[key] = payload
+        while len(horizon.rendered) > MAX_RENDERED:
+            horizon.rendered.popitem(last=False)
+    return payload
+
+
 def render(horizon: Horizon, window: Window, zone: ZoneInfo) -> Payload:
     chosen = [
         _slot(s.start, s.end, s.status, zone)
@@ -227,7 +254,7 @@ def busy_slots(window: Window) -> Served:
     age = datetime.now(UTC) - horizon.synced_at
     stale = served.stale or age > timedelta(minutes=config.mirror_max_age_minutes)
     return Served(
-        payload=render(horizon, window, config.timezone),
+        payload=cut(horizon, window, config.timezone),
         stale=stale,
         synced_at=horizon.synced_at,
         fresh_for=0.0 if stale else served.fresh_for,
