@@ -56,6 +56,13 @@ class Config:
     hold_minutes: int
     mirror_max_age_minutes: int
     mirror_horizon_days: int
+    mercadopago_api_url: str
+    mercadopago_access_token: str | None
+    mercadopago_webhook_secret: str | None
+    mercadopago_signature_tolerance_seconds: int
+    mercadopago_http_timeout_seconds: float
+    auto_refund_on_slot_taken: bool
+    payments_topic: str
 
     def require(self, name: str) -> str:
         """The value of an optional variable that this code path needs."""
@@ -67,6 +74,11 @@ class Config:
     @property
     def project(self) -> str:
         return self.require("GOOGLE_CLOUD_PROJECT")
+
+    @property
+    def mercadopago(self) -> bool:
+        """Whether classcal reads payments from MercadoPago (an access token is set)."""
+        return bool(self.mercadopago_access_token)
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -166,6 +178,16 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
     return value
 
 
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    value = raw.lower()
+    if value not in ("true", "false"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return value == "true"
+
+
 def from_env(env: Mapping[str, str]) -> Config:
     """Parse and validate every variable; raise ConfigError naming the first bad one."""
     base_url = _url(env, "BASE_URL")
@@ -177,6 +199,11 @@ def from_env(env: Mapping[str, str]) -> Config:
     if not secret_name.replace("-", "").replace("_", "").isalnum() or len(secret_name) > 255:
         raise ConfigError(f"REFRESH_TOKEN_SECRET must be a Secret Manager id, got {secret_name!r}")
     sandbox = _url(env, "GOOGLE_SANDBOX_URL")
+    mercadopago_url = _url(env, "MERCADOPAGO_API_URL") or "https://api.mercadopago.com"
+    mercadopago_token = _text(env, "MERCADOPAGO_ACCESS_TOKEN")
+    topic = _text(env, "PAYMENTS_TOPIC", "payments") or "payments"
+    if not topic.replace("-", "").replace("_", "").replace(".", "").isalnum() or len(topic) > 255:
+        raise ConfigError(f"PAYMENTS_TOPIC must be a Pub/Sub topic id, got {topic!r}")
     return Config(
         google_cloud_project=_text(env, "GOOGLE_CLOUD_PROJECT"),
         auth_google_id=_text(env, "AUTH_GOOGLE_ID"),
@@ -208,6 +235,20 @@ def from_env(env: Mapping[str, str]) -> Config:
         hold_minutes=_int(env, "HOLD_MINUTES", 15, 0, 24 * 60),
         mirror_max_age_minutes=_int(env, "MIRROR_MAX_AGE_MINUTES", 90, 1, 7 * 24 * 60),
         mirror_horizon_days=_int(env, "MIRROR_HORIZON_DAYS", 120, 90, 400),
+        mercadopago_api_url=mercadopago_url.rstrip("/"),
+        mercadopago_access_token=mercadopago_token,
+        mercadopago_webhook_secret=_text(env, "MERCADOPAGO_WEBHOOK_SECRET"),
+        mercadopago_signature_tolerance_seconds=_int(
+            env, "MERCADOPAGO_SIGNATURE_TOLERANCE_SECONDS", 600, 1, 7 * 24 * 3600
+        ),
+        mercadopago_http_timeout_seconds=_float(
+            env, "MERCADOPAGO_HTTP_TIMEOUT_SECONDS", 5.0, 0.1, 20.0
+        ),
+        # Refunding needs MercadoPago: on by default exactly when it is configured.
+        auto_refund_on_slot_taken=_flag(
+            env, "AUTO_REFUND_ON_SLOT_TAKEN", mercadopago_token is not None
+        ),
+        payments_topic=topic,
     )
 
 
