@@ -66,7 +66,9 @@ def pull(pubsub: processes.PubSub, subscription: str, wait: float = 1.0) -> list
     found: list[dict[str, Any]] = []
     deadline = time.monotonic() + wait
     while True:
-        status, body = processes.http("POST", f"{url}:pull", {"maxMessages": 100, "returnImmediately": True})
+        status, body = processes.http(
+            "POST", f"{url}:pull", {"maxMessages": 100, "returnImmediately": True}
+        )
         assert status == 200, body
         received = json.loads(body or b"{}").get("receivedMessages", [])
         if received:
