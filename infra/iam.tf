@@ -7,6 +7,7 @@
 #                              oauth_callback also
 #                              the tokenRotator custom role (add, list, disable versions)
 #                            its `secrets` (AUTH_GOOGLE_SECRET, ...): secretAccessor on each
+#                            its `publishes` topics (payment_webhook: payments): publisher
 #   invoker SA (one per event function)   roles/run.invoker on that function only
 #   allUsers                 roles/run.invoker on the public functions only
 #   build SA                 builds the functions (logs, images, sources)
@@ -27,6 +28,12 @@ locals {
   function_secret_environment = merge([
     for name, f in local.functions : {
       for env_name in f.secrets : "${name} ${env_name}" => { function = name, secret = local.secret_environment_sources[env_name] }
+    }
+  ]...)
+
+  function_publishes = merge([
+    for name, f in local.functions : {
+      for topic in try(f.publishes, []) : "${name} ${topic}" => { function = name, topic = topic }
     }
   ]...)
 
@@ -97,6 +104,16 @@ resource "google_secret_manager_secret_iam_member" "secret_environment" {
   secret_id = each.value.secret
   role      = "roles/secretmanager.secretAccessor"
   member    = google_service_account.function[each.value.function].member
+}
+
+# The functions that publish (payment_webhook, to payments): on that topic only.
+resource "google_pubsub_topic_iam_member" "function_publisher" {
+  for_each = local.function_publishes
+
+  project = var.project_id
+  topic   = local.topics[each.value.topic]
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.function[each.value.function].member
 }
 
 # --- who may invoke a function ---------------------------------------------------------

@@ -18,6 +18,9 @@ CLIENT_ID = "classcal-local.apps.googleusercontent.com"
 # The sandbox's OAuth client for this local stack: not a secret of any real account.
 CLIENT_SECRET = "classcal-local-sandbox-client"  # noqa: S105
 ADMIN_EMAIL = "admin@school.test"
+# The sandbox's MercadoPago application for this local stack: not a real account's.
+MERCADOPAGO_ACCESS_TOKEN = "APP_USR-classcal-local-sandbox"  # noqa: S105
+MERCADOPAGO_WEBHOOK_SECRET = "classcal-local-sandbox-webhook"  # noqa: S105
 
 # Which Pub/Sub topic feeds which event function (as infra/ wires them).
 EVENT_TOPICS = {
@@ -55,6 +58,8 @@ class Stack:
             urls["connect Google (admin)"] = f"{self.functions['oauth_callback'].url}/start"
         if "list_events" in self.functions:
             urls["busy slots"] = self.functions["list_events"].url
+        if "payment_webhook" in self.functions:
+            urls["MercadoPago webhook"] = self.functions["payment_webhook"].url
         return urls
 
     def stop(self) -> None:
@@ -92,6 +97,15 @@ def start(
         control = SandboxControl(stack.sandbox.url)
         redirect_uri = f"{url.get('oauth_callback', 'http://127.0.0.1')}/callback"
         control.register_client(CLIENT_ID, CLIENT_SECRET, [redirect_uri])
+        from sandbox.mercadopago.client import MercadoPagoControl
+
+        # MercadoPago notifies the webhook of every payment change, as the application's
+        # Webhooks URL makes the real one do.
+        MercadoPagoControl(stack.sandbox.url).configure(
+            access_token=MERCADOPAGO_ACCESS_TOKEN,
+            webhook_secret=MERCADOPAGO_WEBHOOK_SECRET,
+            notification_url=url.get("payment_webhook", ""),
+        )
 
         stack.env = {
             "GOOGLE_CLOUD_PROJECT": processes.PROJECT,
@@ -105,6 +119,9 @@ def start(
             "CALENDAR_ID": "primary",
             "ALLOWED_ORIGINS": "*",
             "OAUTHLIB_INSECURE_TRANSPORT": "1",
+            "MERCADOPAGO_API_URL": stack.sandbox.url,
+            "MERCADOPAGO_ACCESS_TOKEN": MERCADOPAGO_ACCESS_TOKEN,
+            "MERCADOPAGO_WEBHOOK_SECRET": MERCADOPAGO_WEBHOOK_SECRET,
             **(
                 {"CALENDAR_WEBHOOK_URL": url["calendar_webhook"]}
                 if "calendar_webhook" in url

@@ -65,10 +65,10 @@ class Needs:
     secrets: frozenset[str]  # environment variables read from Secret Manager
 
 
+# Both functions that schedule may refund a slot-taken MercadoPago booking.
+REFUNDER_SECRETS = frozenset({"AUTH_GOOGLE_SECRET", "MERCADOPAGO_ACCESS_TOKEN"})
 NEEDS = {
-    "create_event": Needs(
-        "pubsub", "payments", False, "readwrite", "read", frozenset({"AUTH_GOOGLE_SECRET"})
-    ),
+    "create_event": Needs("pubsub", "payments", False, "readwrite", "read", REFUNDER_SECRETS),
     # Busy slots come from the Firestore mirror: read-only Firestore, no token, no secret.
     "list_events": Needs("http", None, True, "read", "none", frozenset()),
     "oauth_callback": Needs(
@@ -83,9 +83,20 @@ NEEDS = {
         False,
         "readwrite",
         "read",
-        frozenset({"AUTH_GOOGLE_SECRET"}),
+        REFUNDER_SECRETS,
+    ),
+    # Public (MercadoPago calls it): reads bookings, no Google token; publishes payments.
+    "payment_webhook": Needs(
+        "http",
+        None,
+        True,
+        "read",
+        "none",
+        frozenset({"MERCADOPAGO_WEBHOOK_SECRET", "MERCADOPAGO_ACCESS_TOKEN"}),
     ),
 }
+# The topics each function may publish to; no other function publishes anything.
+PUBLISHES = {"payment_webhook": {"payments"}}
 
 # The most a need may be granted. Anything beyond fails the test.
 FIRESTORE_ROLES = {
@@ -393,8 +404,20 @@ def test_no_secret_is_a_plain_environment_variable(
     assert "SECRET|TOKEN|KEY" in extra_rules
 
     sources = expr(tf.locals["secret_environment_sources"])
-    assert tf.locals["secret_environment_sources"] == {
-        "AUTH_GOOGLE_SECRET": "${google_secret_manager_secret.oauth_client.secret_id}"
+    assert "AUTH_GOOGLE_SECRET = google_secret_manager_secret.oauth_client.secret_id" in sources
+    # MercadoPago's two secrets exist only with var.mercadopago_enabled.
+    for env_name, resource in (
+        ("MERCADOPAGO_ACCESS_TOKEN", "mercadopago_access_token"),
+        ("MERCADOPAGO_WEBHOOK_SECRET", "mercadopago_webhook"),
+    ):
+        assert f"{env_name} = one(google_secret_manager_secret.{resource}[*].secret_id)" in sources
+        assert expr(tf.resource("google_secret_manager_secret", resource)["count"]) == (
+            "var.mercadopago_enabled ? 1 : 0"
+        )
+    assert set(re.findall(r"\b([A-Z][A-Z0-9_]+) =", sources)) == {
+        "AUTH_GOOGLE_SECRET",
+        "MERCADOPAGO_ACCESS_TOKEN",
+        "MERCADOPAGO_WEBHOOK_SECRET",
     }
     assert "CALENDAR_API_KEY" not in sources  # busy slots never read Google any more
     function = module_tf.resource("google_cloudfunctions2_function", "this")
@@ -450,10 +473,20 @@ def test_each_service_account_holds_only_what_its_function_needs(
         assert type_ in (
             "google_project_iam_member",
             "google_secret_manager_secret_iam_member",
+            "google_pubsub_topic_iam_member",
         ), f"{type_}.{name} grants a function's account something this test does not know"
         for_each = expr(body["for_each"])
         role = expr(body["role"])
-        if type_ == "google_project_iam_member":
+        if type_ == "google_pubsub_topic_iam_member":
+            # Publishing comes only from the publishes column, on those topics only.
+            assert for_each == "local.function_publishes"
+            assert "try(f.publishes, [])" in expr(tf.locals["function_publishes"])
+            assert role == "roles/pubsub.publisher"
+            assert expr(body["topic"]) == "local.topics[each.value.topic]"
+            for function, spec in specs.items():
+                for topic in spec.get("publishes", []):
+                    grant(function, f"publish {topic}")
+        elif type_ == "google_project_iam_member":
             # Project roles come only from the Firestore column of the table.
             assert for_each == "local.function_project_roles"
             assert "local.firestore_roles[f.firestore]" in expr(tf.locals["function_project_roles"])
@@ -475,11 +508,12 @@ def test_each_service_account_holds_only_what_its_function_needs(
                     permissions = custom_roles[role]
                     assert permissions <= ROTATE_PERMISSIONS, permissions
                     grant(function, "rotate token")
-    assert len(seen) == 4, seen
+    assert len(seen) == 5, seen
 
     for function, need in NEEDS.items():
         allowed = {f"project {role}" for role in FIRESTORE_ROLES[need.firestore]}
         allowed |= {f"read {secret}" for secret in need.secrets}
+        allowed |= {f"publish {topic}" for topic in PUBLISHES.get(function, set())}
         if need.refresh_token != "none":
             allowed.add("read token")
         if need.refresh_token == "rotate":
@@ -490,6 +524,10 @@ def test_each_service_account_holds_only_what_its_function_needs(
             assert "read token" in granted[function], function
             assert "read AUTH_GOOGLE_SECRET" in granted[function], function
     assert [f for f, g in granted.items() if "rotate token" in g] == ["oauth_callback"]
+    assert {f for f, g in granted.items() if any(x.startswith("publish") for x in g)} == {
+        "payment_webhook"
+    }
+    assert "publish payments" in granted["payment_webhook"]
     # The public busy-slots function: Firestore read-only, and no secret of any kind.
     assert granted["list_events"] == {"project roles/datastore.viewer"}
 
