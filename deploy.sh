@@ -71,6 +71,11 @@ collect_variables() {
     fi
   done
   tf_var_args+=(-var "oauth_client_secret_id=$OAUTH_CLIENT_SECRET_ID")
+  if [ -n "${MERCADOPAGO_ENABLED:-}" ]; then
+    tf_var_args+=(-var "mercadopago_enabled=$MERCADOPAGO_ENABLED")
+  fi
+  tf_var_args+=(-var "mercadopago_access_token_secret_id=$MERCADOPAGO_ACCESS_TOKEN_SECRET_ID")
+  tf_var_args+=(-var "mercadopago_webhook_secret_id=$MERCADOPAGO_WEBHOOK_SECRET_ID")
   if [ ${#missing[@]} -gt 0 ]; then
     printf 'deploy.sh: set these before deploying (docs/operations.md: "Deploying to Google Cloud"):\n' >&2
     printf '  %s\n' "${missing[@]}" >&2
@@ -95,31 +100,60 @@ check_login() {
   fi
 }
 
-client_secret_has_version() {
-  [ -n "$(gcloud secrets versions list "$OAUTH_CLIENT_SECRET_ID" --project "$GOOGLE_CLOUD_PROJECT" \
+MERCADOPAGO_ACCESS_TOKEN_SECRET_ID="${MERCADOPAGO_ACCESS_TOKEN_SECRET_ID:-classcal-mercadopago-access-token}"
+MERCADOPAGO_WEBHOOK_SECRET_ID="${MERCADOPAGO_WEBHOOK_SECRET_ID:-classcal-mercadopago-webhook-secret}"
+
+# MercadoPago is on with MERCADOPAGO_ENABLED=true, TF_VAR_mercadopago_enabled=true or
+# mercadopago_enabled = true in infra/terraform.tfvars.
+mercadopago_enabled() {
+  [ "${MERCADOPAGO_ENABLED:-${TF_VAR_mercadopago_enabled:-}}" = true ] ||
+    grep -Eq '^[[:space:]]*mercadopago_enabled[[:space:]]*=[[:space:]]*true' infra/terraform.tfvars 2>/dev/null
+}
+
+secret_has_version() {
+  [ -n "$(gcloud secrets versions list "$1" --project "$GOOGLE_CLOUD_PROJECT" \
     --filter=state:ENABLED --limit=1 --format='value(name)' 2>/dev/null)" ]
 }
 
-# The functions read AUTH_GOOGLE_SECRET from Secret Manager when they start, so the
-# secret needs a version before they are deployed. Terraform creates the secret; its
-# value goes straight from here to Secret Manager, never into Terraform's state.
-ensure_client_secret() {
-  client_secret_has_version && return 0
-  echo "deploy.sh: the OAuth client secret is not in Secret Manager yet; creating $OAUTH_CLIENT_SECRET_ID first" >&2
-  terraform -chdir=infra apply -input=false -auto-approve "${tf_var_args[@]}" \
-    -target=google_secret_manager_secret.oauth_client
-  local secret="${AUTH_GOOGLE_SECRET:-}"
+client_secret_has_version() {
+  secret_has_version "$OAUTH_CLIENT_SECRET_ID"
+}
+
+# ensure_secret SECRET_ID TERRAFORM_ADDRESS ENV_NAME WHAT
+# The functions read their secrets from Secret Manager when they start, so each secret
+# needs a version before they are deployed. Terraform creates the secret; its value
+# goes straight from $ENV_NAME (or the terminal, unseen) to Secret Manager, never into
+# Terraform's state.
+ensure_secret() {
+  local secret_id="$1" address="$2" env_name="$3" what="$4"
+  secret_has_version "$secret_id" && return 0
+  echo "deploy.sh: the $what is not in Secret Manager yet; creating $secret_id first" >&2
+  terraform -chdir=infra apply -input=false -auto-approve "${tf_var_args[@]}" -target="$address"
+  local secret="${!env_name:-}"
   if [ -z "$secret" ] && [ -t 0 ]; then
-    read -rsp "OAuth client secret (from the Google Cloud console, not shown): " secret
+    read -rsp "$what (not shown): " secret
     echo >&2
   fi
-  [ -n "$secret" ] || fail "no OAuth client secret: export AUTH_GOOGLE_SECRET or run
-  printf %s 'THE-CLIENT-SECRET' | gcloud secrets versions add $OAUTH_CLIENT_SECRET_ID --project $GOOGLE_CLOUD_PROJECT --data-file=-
+  [ -n "$secret" ] || fail "no $what: export $env_name or run
+  printf %s 'THE-VALUE' | gcloud secrets versions add $secret_id --project $GOOGLE_CLOUD_PROJECT --data-file=-
 then ./deploy.sh apply again"
-  printf %s "$secret" | gcloud secrets versions add "$OAUTH_CLIENT_SECRET_ID" \
+  printf %s "$secret" | gcloud secrets versions add "$secret_id" \
     --project "$GOOGLE_CLOUD_PROJECT" --data-file=- >/dev/null
-  unset secret AUTH_GOOGLE_SECRET
-  echo "deploy.sh: stored the OAuth client secret as a new version of $OAUTH_CLIENT_SECRET_ID" >&2
+  unset secret "$env_name"
+  echo "deploy.sh: stored the $what as a new version of $secret_id" >&2
+}
+
+ensure_client_secret() {
+  ensure_secret "$OAUTH_CLIENT_SECRET_ID" google_secret_manager_secret.oauth_client \
+    AUTH_GOOGLE_SECRET "OAuth client secret (from the Google Cloud console)"
+  if mercadopago_enabled; then
+    ensure_secret "$MERCADOPAGO_ACCESS_TOKEN_SECRET_ID" \
+      'google_secret_manager_secret.mercadopago_access_token[0]' MERCADOPAGO_ACCESS_TOKEN \
+      "MercadoPago access token (Your integrations > the application > Production credentials)"
+    ensure_secret "$MERCADOPAGO_WEBHOOK_SECRET_ID" \
+      'google_secret_manager_secret.mercadopago_webhook[0]' MERCADOPAGO_WEBHOOK_SECRET \
+      "MercadoPago webhook secret (Your integrations > the application > Webhooks)"
+  fi
 }
 
 terraform_run() {
@@ -133,6 +167,12 @@ terraform_run() {
   if [ "$action" = plan ]; then
     [ "$AUTH_MODE" = service_account ] || client_secret_has_version ||
       echo "deploy.sh: note: $OAUTH_CLIENT_SECRET_ID has no version yet; ./deploy.sh apply asks for it" >&2
+    if mercadopago_enabled; then
+      for id in "$MERCADOPAGO_ACCESS_TOKEN_SECRET_ID" "$MERCADOPAGO_WEBHOOK_SECRET_ID"; do
+        secret_has_version "$id" ||
+          echo "deploy.sh: note: $id has no version yet; ./deploy.sh apply asks for it" >&2
+      done
+    fi
     terraform -chdir=infra plan -input=false "${tf_var_args[@]}" "$@"
     return
   fi
@@ -151,6 +191,10 @@ terraform_run() {
   echo "Next: register google_redirect_uri in the OAuth client, then open oauth_start_url as the admin:"
   terraform -chdir=infra output google_redirect_uri
   terraform -chdir=infra output oauth_start_url
+  if mercadopago_enabled; then
+    echo "Then set this as the Webhooks URL of the MercadoPago application (events: Payments):"
+    terraform -chdir=infra output payment_webhook_url
+  fi
 }
 
 [ $# -ge 1 ] || usage

@@ -16,7 +16,12 @@ locals {
   #   refresh_token none (never acts in Google) | read (access the newest version)
   #                 | rotate (also add and disable versions)
   #   secrets       environment variables read from Secret Manager (secrets.tf)
-  #   publishes     topics it may publish to (roles/pubsub.publisher on each, nothing else)
+  #   publishes     topics it may publish to (roles/pubsub.publisher on each; absent: none)
+  #
+  # With var.mercadopago_enabled the functions that may refund a slot-taken booking
+  # (create_event and calendar_maintenance both schedule) read MercadoPago's access token,
+  # and payment_webhook is deployed; without it, payment_webhook is not deployed.
+
   function_specs = {
     create_event = {
       entry_point   = "create_event"
@@ -25,7 +30,7 @@ locals {
       public        = false
       firestore     = "readwrite"
       refresh_token = "read"
-      secrets       = ["AUTH_GOOGLE_SECRET"]
+      secrets       = var.mercadopago_enabled ? ["AUTH_GOOGLE_SECRET", "MERCADOPAGO_ACCESS_TOKEN"] : ["AUTH_GOOGLE_SECRET"]
       publishes     = []
       environment   = {}
       # Retries back off, then the message is dead-lettered (docs/operations.md: recovering it).
@@ -141,6 +146,24 @@ locals {
       memory        = "512Mi"
     }
 
+    # MercadoPago calls it; it checks the x-signature itself, reads bookings, publishes.
+    payment_webhook = {
+      entry_point   = "payment_webhook"
+      trigger       = "http"
+      topic         = null
+      public        = true
+      firestore     = "read"
+      refresh_token = "none"
+      secrets       = ["MERCADOPAGO_WEBHOOK_SECRET", "MERCADOPAGO_ACCESS_TOKEN"]
+      publishes     = ["payments"]
+      environment   = { PAYMENTS_TOPIC = "payments" }
+      delivery      = null
+      # MercadoPago waits about 22 s; every call inside is bounded to a few seconds.
+      timeout       = 30
+      max_instances = 5
+      memory        = "256Mi"
+    }
+
     calendar_maintenance = {
       entry_point   = "calendar_maintenance"
       trigger       = "pubsub"
@@ -148,7 +171,7 @@ locals {
       public        = false
       firestore     = "readwrite"
       refresh_token = "read"
-      secrets       = ["AUTH_GOOGLE_SECRET"]
+      secrets       = var.mercadopago_enabled ? ["AUTH_GOOGLE_SECRET", "MERCADOPAGO_ACCESS_TOKEN"] : ["AUTH_GOOGLE_SECRET"]
       publishes     = []
       environment   = { CALENDAR_WEBHOOK_URL = "${local.functions_base_url}/calendar_webhook" }
       # A failed run is retried a few times; the next scheduled run does the same work anyway.
@@ -165,7 +188,7 @@ locals {
     }
   }
 
-  functions = { for name in local.discovered_functions : name => local.function_specs[name] if contains(keys(local.function_specs), name) }
+  functions = { for name in local.discovered_functions : name => local.function_specs[name] if contains(keys(local.function_specs), name) && (var.mercadopago_enabled || name != "payment_webhook") }
 
   # The secrets each function gets: in service_account mode the Calendar-using functions
   # need no OAuth client secret.

@@ -9,7 +9,7 @@
 #                              oauth_callback also
 #                              the tokenRotator custom role (add, list, disable versions)
 #                            its `secrets` (AUTH_GOOGLE_SECRET, ...): secretAccessor on each
-#                            its `publishes` topics: roles/pubsub.publisher on each
+#                            its `publishes` topics (payment_webhook: payments): publisher
 #   invoker SA (one per event function)   roles/run.invoker on that function only
 #   allUsers                 roles/run.invoker on the public functions only
 #   build SA                 builds the functions (logs, images, sources)
@@ -111,7 +111,8 @@ resource "google_secret_manager_secret_iam_member" "secret_environment" {
   member    = local.runtime_members[each.value.function]
 }
 
-# A function that nudges another publishes to that topic, and to nothing else.
+# A function that publishes (join_class to guest-changes, payment_webhook to payments)
+# may publish to that topic, and to nothing else.
 resource "google_pubsub_topic_iam_member" "function_publisher" {
   for_each = local.function_publishers
 

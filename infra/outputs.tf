@@ -28,6 +28,11 @@ output "calendar_webhook_url" {
   value       = "${local.functions_base_url}/calendar_webhook"
 }
 
+output "payment_webhook_url" {
+  description = "The Webhooks URL to set in the MercadoPago application (mercadopago_enabled only)."
+  value       = var.mercadopago_enabled ? "${local.functions_base_url}/payment_webhook" : null
+}
+
 output "bundle_objects" {
   description = "The source bundle each function was deployed from (named by its SHA-256)."
   value       = { for name, f in module.function : name => f.bundle_object }

@@ -31,9 +31,41 @@ resource "google_secret_manager_secret" "oauth_client" {
   depends_on = [google_project_service.apis]
 }
 
+# MercadoPago's access token and webhook secret (var.mercadopago_enabled), added by
+# ./deploy.sh apply the way the OAuth client secret is, never through Terraform.
+resource "google_secret_manager_secret" "mercadopago_access_token" {
+  count = var.mercadopago_enabled ? 1 : 0
+
+  project   = var.project_id
+  secret_id = var.mercadopago_access_token_secret_id
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_secret_manager_secret" "mercadopago_webhook" {
+  count = var.mercadopago_enabled ? 1 : 0
+
+  project   = var.project_id
+  secret_id = var.mercadopago_webhook_secret_id
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
 locals {
   # Environment variable => the secret it is read from.
-  secret_environment_sources = {
-    AUTH_GOOGLE_SECRET = google_secret_manager_secret.oauth_client.secret_id
-  }
+  secret_environment_sources = merge(
+    { AUTH_GOOGLE_SECRET = google_secret_manager_secret.oauth_client.secret_id },
+    var.mercadopago_enabled ? {
+      MERCADOPAGO_ACCESS_TOKEN   = one(google_secret_manager_secret.mercadopago_access_token[*].secret_id)
+      MERCADOPAGO_WEBHOOK_SECRET = one(google_secret_manager_secret.mercadopago_webhook[*].secret_id)
+    } : {},
+  )
 }

@@ -137,6 +137,34 @@ variable "oauth_client_secret_id" {
   }
 }
 
+variable "mercadopago_enabled" {
+  type        = bool
+  description = "The school takes payments with MercadoPago: deploy payment_webhook, and give the functions that schedule MercadoPago's access token (automatic refunds). Needs the two MercadoPago secrets below; ./deploy.sh apply asks for them."
+  default     = false
+}
+
+variable "mercadopago_access_token_secret_id" {
+  type        = string
+  description = "Secret Manager secret holding MercadoPago's access token (MERCADOPAGO_ACCESS_TOKEN). Terraform creates it empty; ./deploy.sh adds its value with gcloud."
+  default     = "classcal-mercadopago-access-token"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.mercadopago_access_token_secret_id))
+    error_message = "mercadopago_access_token_secret_id must be a Secret Manager id: letters, digits, - and _."
+  }
+}
+
+variable "mercadopago_webhook_secret_id" {
+  type        = string
+  description = "Secret Manager secret holding MercadoPago's webhook secret (MERCADOPAGO_WEBHOOK_SECRET). Terraform creates it empty; ./deploy.sh adds its value with gcloud."
+  default     = "classcal-mercadopago-webhook-secret"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.mercadopago_webhook_secret_id))
+    error_message = "mercadopago_webhook_secret_id must be a Secret Manager id: letters, digits, - and _."
+  }
+}
+
 variable "payments_publishers" {
   type        = list(string)
   description = "IAM members allowed to publish approved payments to the payments topic, e.g. the site's service account (serviceAccount:site@other-project.iam.gserviceaccount.com)."

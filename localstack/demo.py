@@ -3,7 +3,8 @@
 1. The admin connects the school's Google account through the real OAuth function and
    the sandbox's consent page (the form is submitted as a browser would).
 2. A student's booking is written to Firestore, as the booking page does.
-3. The payments system publishes the approved payment to ``payments``.
+3. MercadoPago (the sandbox's) approves the payment and notifies the signed webhook,
+   which reads the payment back from MercadoPago and publishes it to ``payments``.
 4. classcal schedules the class: the booking gets its Calendar event and Meet link.
 5. A second student pays for the same hour and is told the slot is taken (no event,
    nothing personal in the message); another student's open checkout holds its hour.
@@ -28,7 +29,7 @@ from typing import Any
 
 import requests
 
-from localstack.constants import ADMIN_EMAIL, CLIENT_ID, MAINTENANCE, PAYMENTS, PROJECT
+from localstack.constants import ADMIN_EMAIL, CLIENT_ID, MAINTENANCE, PROJECT
 from localstack.stack import Stack
 
 
@@ -148,6 +149,37 @@ def _write_booking(stack: Stack, start: datetime | None = None, **fields: Any) -
     return booking_id, preference_id
 
 
+def _pay_with_mercadopago(stack: Stack, booking_id: str, preference_id: str) -> int:
+    """The student pays at MercadoPago's checkout: a payment whose external_reference is
+    the booking, approved. MercadoPago then notifies the webhook (signed); without a
+    webhook in the stack the payment is published by hand, as a school without it would."""
+    from sandbox.mercadopago.client import MercadoPagoControl
+
+    assert stack.sandbox is not None
+    mercadopago = MercadoPagoControl(stack.sandbox.url)
+    payment = mercadopago.create_payment(
+        amount=15000,
+        currency="ARS",
+        status="approved",
+        external_reference=booking_id,
+        preference_id=preference_id,
+    )
+    if "payment_webhook" not in stack.functions:
+        message = {"preferenceId": preference_id, "status": "approved", "paymentId": "demo-1"}
+        stack.pubsub_client.publish("payments", [json.dumps(message).encode()])
+        return int(payment["id"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        mine = [d for d in mercadopago.deliveries() if d["payment_id"] == str(payment["id"])]
+        if any(d["outcome"] == "delivered" for d in mine):
+            return int(payment["id"])
+        time.sleep(0.2)
+    raise DemoFailed(
+        f"MercadoPago's notification of payment {payment['id']} was not taken by the webhook "
+        f"within 30 s ({mine[-1] if mine else 'not sent'}; see the payment_webhook log)"
+    )
+
+
 def _wait_for_booking(booking_id: str, timeout: float = 90.0) -> dict[str, Any]:
     from google.cloud import firestore
 
@@ -171,7 +203,8 @@ def _wait_for_refusal(booking_id: str, timeout: float = 60.0) -> dict[str, Any]:
     booking: dict[str, Any] = {}
     while time.monotonic() < deadline:
         booking = client.collection("virtualClasses").document(booking_id).get().to_dict() or {}
-        if booking.get("schedulingReason") == "slot_taken":
+        # Refused; with MercadoPago the payment is also refunded, and the booking cancelled.
+        if booking.get("schedulingReason") in ("slot_taken", "slot_taken_refunded"):
             return booking
         if booking.get("status") == "scheduled":
             raise DemoFailed(f"booking {booking_id} was scheduled over a taken slot")
@@ -207,9 +240,9 @@ def run(stack: Stack) -> None:
     booking_id, preference_id = _write_booking(stack)
     print(f"   booking {booking_id}, preference {preference_id}", flush=True)
 
-    print("3. MercadoPago approves the payment (published to Pub/Sub topic 'payments') ...")
-    payment = {"preferenceId": preference_id, "status": "approved", "paymentId": "demo-1"}
-    stack.pubsub_client.publish(PAYMENTS, [json.dumps(payment).encode()])
+    print("3. MercadoPago approves the payment and calls the webhook ...", flush=True)
+    payment_id = _pay_with_mercadopago(stack, booking_id, preference_id)
+    print(f"   MercadoPago payment {payment_id}: approved, notified, published", flush=True)
 
     booking = _wait_for_booking(booking_id)
     print("4. the class is scheduled:", flush=True)
@@ -219,8 +252,7 @@ def run(stack: Stack) -> None:
 
     print("5. a second student pays for the same hour ...", flush=True)
     rival_id, rival_preference = _write_booking(stack)
-    rival_payment = {"preferenceId": rival_preference, "status": "approved", "paymentId": "demo-r"}
-    stack.pubsub_client.publish(PAYMENTS, [json.dumps(rival_payment).encode()])
+    _pay_with_mercadopago(stack, rival_id, rival_preference)
     rival = _wait_for_refusal(rival_id)
     print(f"   refused: {rival['schedulingReason']}: {rival['schedulingMessage']}", flush=True)
     checkout = _class_start(hours=3)
@@ -260,8 +292,7 @@ def _group_class(stack: Stack) -> None:
         startTime=start,
         endTime=start + timedelta(hours=1),
     )
-    payment = {"preferenceId": preference_id, "status": "approved", "paymentId": "demo-2"}
-    stack.pubsub_client.publish("payments", [json.dumps(payment).encode()])
+    _pay_with_mercadopago(stack, booking_id, preference_id)
     booking = _wait_for_booking(booking_id)
     print("   scheduled; its access code goes to two students", flush=True)
     assert stack.sandbox is not None

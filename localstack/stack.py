@@ -31,6 +31,9 @@ SERVICE_ACCOUNT = "classcal-calendar@classcal-local.iam.gserviceaccount.com"
 SERVICE_ACCOUNT_KEY_SECRET = "classcal-calendar-key"  # noqa: S105 (a secret id)
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar.events"
 AUTH_MODES = ("oauth", "service_account")
+# The sandbox's MercadoPago application for this local stack: not a real account's.
+MERCADOPAGO_ACCESS_TOKEN = "APP_USR-classcal-local-sandbox"  # noqa: S105
+MERCADOPAGO_WEBHOOK_SECRET = "classcal-local-sandbox-webhook"  # noqa: S105
 
 
 def environment(
@@ -103,6 +106,8 @@ class Stack:
             urls["busy slots"] = self.functions["list_events"].url
         if "join_class" in self.functions:
             urls["join a group class"] = self.functions["join_class"].url
+        if "payment_webhook" in self.functions:
+            urls["MercadoPago webhook"] = self.functions["payment_webhook"].url
         return urls
 
     def stop(self) -> None:
@@ -181,6 +186,16 @@ def start(
         control = SandboxControl(stack.sandbox.url)
         redirect_uri = f"{url.get('oauth_callback', 'http://127.0.0.1')}/callback"
         control.register_client(CLIENT_ID, CLIENT_SECRET, [redirect_uri])
+        from sandbox.mercadopago.client import MercadoPagoControl
+
+        # MercadoPago notifies the webhook of every payment change, as the application's
+        # Webhooks URL makes the real one do.
+        MercadoPagoControl(stack.sandbox.url).configure(
+            access_token=MERCADOPAGO_ACCESS_TOKEN,
+            webhook_secret=MERCADOPAGO_WEBHOOK_SECRET,
+            notification_url=url.get("payment_webhook", ""),
+        )
+
         delegated = (
             _delegate(stack, control, with_key=with_key) if auth_mode == "service_account" else {}
         )
@@ -195,6 +210,9 @@ def start(
             GUEST_CHANGES_TOPIC=EVENT_TOPICS["guest_invitations"],
             # Short, so that the demo's page shows a change within seconds.
             LIST_CACHE_TTL_SECONDS="3",
+            MERCADOPAGO_API_URL=stack.sandbox.url,
+            MERCADOPAGO_ACCESS_TOKEN=MERCADOPAGO_ACCESS_TOKEN,
+            MERCADOPAGO_WEBHOOK_SECRET=MERCADOPAGO_WEBHOOK_SECRET,
             **delegated,
             **(extra_env or {}),
         )

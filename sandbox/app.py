@@ -28,6 +28,8 @@ from sandbox.core.signing import SigningKey
 from sandbox.core.stats import Stats
 from sandbox.iam import routes as iam_routes
 from sandbox.iam.backend import IamBackend
+from sandbox.mercadopago import routes as mercadopago_routes
+from sandbox.mercadopago.backend import MercadoPagoBackend
 from sandbox.oauth import jwt_bearer
 from sandbox.oauth import routes as oauth_routes
 from sandbox.oauth.backend import OAuthBackend
@@ -52,13 +54,17 @@ class Sandbox:
         )
         self.calendar = CalendarBackend(stats=self.stats, token_info=self.oauth.access_info)
         self.secretmanager = SecretManagerBackend()
+        self.mercadopago = MercadoPagoBackend()
         self.control = ControlBackend(
             self.calendar, self.oauth, self.secretmanager, self.faults, self.stats, self.iam
         )
+        self.control.others.append(self.mercadopago)
         # Unknown paths take the error shape of the first API claiming their prefix.
         self.apis: list[Api] = [
             *calendar_routes.apis(self.calendar),
             *iam_routes.apis(self.iam),
+            # Before Secret Manager, whose /v1/ prefix would claim MercadoPago's paths.
+            *mercadopago_routes.apis(self.mercadopago),
             *secretmanager_routes.apis(self.secretmanager),
             *oauth_routes.apis(self.oauth),
             *control_routes.apis(self.control),

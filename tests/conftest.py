@@ -59,6 +59,11 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
         "FIRESTORE_EMULATOR_HOST",
         "PUBSUB_EMULATOR_HOST",
         "GOOGLE_SANDBOX_URL",
+        # MercadoPago is off unless a test turns it on (tests/mercadopago_support.py).
+        "MERCADOPAGO_API_URL",
+        "MERCADOPAGO_ACCESS_TOKEN",
+        "MERCADOPAGO_WEBHOOK_SECRET",
+        "AUTO_REFUND_ON_SLOT_TAKEN",
         # functions-framework writes this into os.environ when it loads a function:
         # left behind, it changes how the next undecorated function is served.
         "FUNCTION_SIGNATURE_TYPE",

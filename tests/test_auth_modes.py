@@ -15,7 +15,15 @@ from typing import Any
 
 import functions_framework
 import pytest
-from tests.calendar_sync_support import (
+
+from localstack import processes
+from localstack.constants import ADMIN_EMAIL, CLIENT_ID, PROJECT
+from shared.core.config import from_env
+from shared.core.errors import ConfigError
+from shared.domain import maintenance
+from shared.google import clients, credentials, tokens
+from shared.stores import sync_state
+from tests.support.calendar_sync import (
     admin_calendar,
     booking,
     configure,
@@ -23,7 +31,7 @@ from tests.calendar_sync_support import (
     scheduled_booking,
     start_webhook,
 )
-from tests.scheduling_support import (
+from tests.support.scheduling import (
     app_client,
     classcal_events,
     deliver,
@@ -32,14 +40,6 @@ from tests.scheduling_support import (
     wait_for,
     write_booking,
 )
-
-from localstack import processes
-from shared.core.config import from_env
-from shared.core.errors import ConfigError
-from shared.domain import maintenance
-from shared.google import clients, credentials, tokens
-from shared.stores import sync_state
-from tests.conftest import ADMIN_EMAIL, CLIENT_ID, PROJECT
 
 SA_EMAIL = "classcal-calendar@classcal-test.iam.gserviceaccount.com"
 KEY_SECRET = "classcal-calendar-key"

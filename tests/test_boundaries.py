@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Lower layers first: a module may import its own layer and the ones before it.
 LAYERS = ("core", "google", "stores", "domain", "web")
+# Clients of services outside Google, each a peer of the Google layer: the same rank, and
+# neither imports the other.
+PEER_LAYERS = {"mercadopago": "google"}
 FUNCTIONS_RANK = len(LAYERS)
 
 # Client libraries that reach Google; only shared/google/ may import them.
@@ -35,6 +38,8 @@ GOOGLE_CLIENT_LIBRARIES = (
     "google.cloud.secretmanager",
     "requests",
 )
+# The HTTP library MercadoPago's client uses: allowed there too.
+MERCADOPAGO_LIBRARIES = ("requests",)
 FIRESTORE_LIBRARIES = ("google.cloud.firestore", "google.cloud.firestore_v1")
 FIRESTORE_CALLS = ("firestore_client", "firestore_errors", "firestore_read_retry")
 WEB_FRAMEWORKS = ("flask", "functions_framework", "werkzeug")
@@ -86,7 +91,7 @@ def read_modules(root: Path) -> dict[str, Module]:
 
 def _layer(name: str) -> str | None:
     parts = name.split(".")
-    if parts[0] == "shared" and len(parts) > 1 and parts[1] in LAYERS:
+    if parts[0] == "shared" and len(parts) > 1 and (parts[1] in LAYERS or parts[1] in PEER_LAYERS):
         return parts[1]
     return None
 
@@ -95,7 +100,7 @@ def _rank(name: str) -> int | None:
     if name.startswith("functions."):
         return FUNCTIONS_RANK
     layer = _layer(name)
-    return LAYERS.index(layer) if layer else None
+    return LAYERS.index(PEER_LAYERS.get(layer, layer)) if layer else None
 
 
 def _matches(imported: str, prefixes: tuple[str, ...]) -> bool:
@@ -166,7 +171,11 @@ def violations(root: Path) -> list[str]:
                 problems.append(f"{where}: imports {imported}: Firestore belongs to shared/stores")
             if imported == "shared.stores.db" and layer != "stores":
                 problems.append(f"{where}: imports shared.stores.db outside shared/stores")
-            if _matches(imported, GOOGLE_CLIENT_LIBRARIES) and layer != "google":
+            if (
+                _matches(imported, GOOGLE_CLIENT_LIBRARIES)
+                and layer != "google"
+                and not (layer == "mercadopago" and _matches(imported, MERCADOPAGO_LIBRARIES))
+            ):
                 problems.append(
                     f"{where}: imports {imported}: Google clients belong to shared/google"
                 )
@@ -177,6 +186,14 @@ def violations(root: Path) -> list[str]:
             ):
                 problems.append(f"{where}: imports {imported} below shared/web")
             target_rank = _rank(imported)
+            target_layer = _layer(imported)
+            if (
+                rank is not None
+                and rank == target_rank
+                and layer != target_layer
+                and (layer in PEER_LAYERS or target_layer in PEER_LAYERS)
+            ):
+                problems.append(f"{where}: imports {imported}, a peer layer of its own ({layer})")
             if rank is not None and target_rank is not None and target_rank > rank:
                 problems.append(
                     f"{where}: imports {imported}, a layer above its own ({layer or 'functions'})"
@@ -201,7 +218,7 @@ def test_the_layers_hold() -> None:
 
 
 def test_every_layer_says_what_it_may_touch() -> None:
-    for layer in LAYERS:
+    for layer in (*LAYERS, *PEER_LAYERS):
         init = ROOT / "shared" / layer / "__init__.py"
         doc = ast.get_docstring(ast.parse(init.read_text()))
         assert doc, f"shared/{layer}/__init__.py needs its docstring"
@@ -257,6 +274,30 @@ def test_importing_firestore_outside_the_stores_is_reported(tree: Path) -> None:
 def test_a_google_client_built_outside_the_google_layer_is_reported(tree: Path) -> None:
     _plant(tree, "shared/domain/sync.py", "from googleapiclient.discovery import build  # noqa")
     assert any("shared/domain/sync.py: imports googleapiclient" in p for p in violations(tree))
+
+
+def test_a_google_client_in_the_mercadopago_layer_is_reported(tree: Path) -> None:
+    _plant(tree, "shared/mercadopago/api.py", "from google.cloud import secretmanager  # noqa")
+    assert any("shared/mercadopago/api.py: imports google.cloud" in p for p in violations(tree))
+
+
+def test_requests_outside_the_client_layers_is_reported(tree: Path) -> None:
+    _plant(tree, "shared/domain/refunds.py", "import requests  # noqa")
+    assert any("shared/domain/refunds.py: imports requests" in p for p in violations(tree))
+
+
+def test_peer_layers_importing_each_other_is_reported(tree: Path) -> None:
+    _plant(tree, "shared/google/pubsub.py", "from shared.mercadopago import api  # noqa")
+    found = violations(tree)
+    assert any(
+        "shared/google/pubsub.py: imports shared.mercadopago" in p and "peer" in p for p in found
+    ), found
+
+
+def test_the_mercadopago_layer_importing_the_stores_is_reported(tree: Path) -> None:
+    _plant(tree, "shared/mercadopago/api.py", "from shared.stores import bookings  # noqa")
+    found = violations(tree)
+    assert any("shared/mercadopago/api.py: imports shared.stores" in p for p in found), found
 
 
 def test_flask_in_the_domain_is_reported(tree: Path) -> None:

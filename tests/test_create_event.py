@@ -18,6 +18,7 @@ from shared.core.errors import InvalidBooking
 from shared.domain import event_shape, scheduling
 from shared.google import calendar
 from tests.support import retries
+from tests.support.mercadopago import configure_mercadopago
 from tests.support.scheduling import (
     STUDENT_EMAIL,
     activities,
@@ -107,13 +108,23 @@ def test_a_booking_time_without_an_offset_or_unparseable_is_invalid(value: Any) 
 
 
 def test_an_approved_payment_gives_one_event_with_a_meet_link_and_the_seed_booking(
-    client: Any, firestore: Any, sandbox: Any, caplog: pytest.LogCaptureFixture
+    client: Any,
+    firestore: Any,
+    sandbox: Any,
+    env: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     booking = write_booking(firestore)
     caplog.set_level(logging.INFO)
+    # The price comes only from a payment classcal reads from MercadoPago itself.
+    mercadopago = configure_mercadopago(env, sandbox.url)
+    paid = mercadopago.create_payment(
+        amount=16500, currency="ARS", external_reference=booking.booking_id
+    )
 
     status = deliver(
-        client, payment(booking.preference_id, paymentId="pay-77", amount=16500, currency="ARS")
+        client,
+        payment(booking.preference_id, paymentId=str(paid["id"]), amount=16500, currency="ARS"),
     )
 
     assert status == 200
@@ -138,7 +149,7 @@ def test_an_approved_payment_gives_one_event_with_a_meet_link_and_the_seed_booki
     assert stored["preferenceId"] == booking.preference_id
     assert stored["hostType"] == "anfitrion"
     assert stored["classType"] == "individual"
-    assert stored["paymentId"] == "pay-77"
+    assert stored["paymentId"] == str(paid["id"])
     assert stored["paymentStatus"] == "approved"
     assert isinstance(stored["scheduledAt"], datetime)
     assert stored["schedulingState"] == "done"

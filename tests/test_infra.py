@@ -66,10 +66,10 @@ class Needs:
     publishes: frozenset[str] = frozenset()  # topics it may publish to
 
 
+# Both functions that schedule may refund a slot-taken MercadoPago booking.
+REFUNDER_SECRETS = frozenset({"AUTH_GOOGLE_SECRET", "MERCADOPAGO_ACCESS_TOKEN"})
 NEEDS = {
-    "create_event": Needs(
-        "pubsub", "payments", False, "readwrite", "read", frozenset({"AUTH_GOOGLE_SECRET"})
-    ),
+    "create_event": Needs("pubsub", "payments", False, "readwrite", "read", REFUNDER_SECRETS),
     # Busy slots come from the Firestore mirror: read-only Firestore, no token, no secret.
     "list_events": Needs("http", None, True, "read", "none", frozenset()),
     "oauth_callback": Needs(
@@ -84,7 +84,17 @@ NEEDS = {
         False,
         "readwrite",
         "read",
-        frozenset({"AUTH_GOOGLE_SECRET"}),
+        REFUNDER_SECRETS,
+    ),
+    # Public (MercadoPago calls it): reads bookings, no Google token; publishes payments.
+    "payment_webhook": Needs(
+        "http",
+        None,
+        True,
+        "read",
+        "none",
+        frozenset({"MERCADOPAGO_WEBHOOK_SECRET", "MERCADOPAGO_ACCESS_TOKEN"}),
+        frozenset({"payments"}),
     ),
     # Public, and so holding no Google token and no secret: Firestore, and one topic.
     "join_class": Needs(
@@ -405,8 +415,20 @@ def test_no_secret_is_a_plain_environment_variable(
     assert "SECRET|TOKEN|KEY" in extra_rules
 
     sources = expr(tf.locals["secret_environment_sources"])
-    assert tf.locals["secret_environment_sources"] == {
-        "AUTH_GOOGLE_SECRET": "${google_secret_manager_secret.oauth_client.secret_id}"
+    assert "AUTH_GOOGLE_SECRET = google_secret_manager_secret.oauth_client.secret_id" in sources
+    # MercadoPago's two secrets exist only with var.mercadopago_enabled.
+    for env_name, resource in (
+        ("MERCADOPAGO_ACCESS_TOKEN", "mercadopago_access_token"),
+        ("MERCADOPAGO_WEBHOOK_SECRET", "mercadopago_webhook"),
+    ):
+        assert f"{env_name} = one(google_secret_manager_secret.{resource}[*].secret_id)" in sources
+        assert expr(tf.resource("google_secret_manager_secret", resource)["count"]) == (
+            "var.mercadopago_enabled ? 1 : 0"
+        )
+    assert set(re.findall(r"\b([A-Z][A-Z0-9_]+) =", sources)) == {
+        "AUTH_GOOGLE_SECRET",
+        "MERCADOPAGO_ACCESS_TOKEN",
+        "MERCADOPAGO_WEBHOOK_SECRET",
     }
     assert "CALENDAR_API_KEY" not in sources  # busy slots never read Google any more
     function = module_tf.resource("google_cloudfunctions2_function", "this")
@@ -523,6 +545,11 @@ def test_each_service_account_holds_only_what_its_function_needs(
     # The public join_class holds nothing of Google's: Firestore and its one topic only.
     assert granted["join_class"] == {"project roles/datastore.user", "publish guest-changes"}
     assert [f for f, g in granted.items() if "rotate token" in g] == ["oauth_callback"]
+    assert {f for f, g in granted.items() if any(x.startswith("publish") for x in g)} == {
+        "payment_webhook",
+        "join_class",
+    }
+    assert "publish payments" in granted["payment_webhook"]
     # The public busy-slots function: Firestore read-only, and no secret of any kind.
     assert granted["list_events"] == {"project roles/datastore.viewer"}
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from sandbox.calendar.backend import CalendarBackend
 from sandbox.core.faults import FaultTable
@@ -10,6 +11,10 @@ from sandbox.core.stats import Stats
 from sandbox.iam.backend import IamBackend
 from sandbox.oauth.backend import OAuthBackend
 from sandbox.secretmanager.backend import SecretManagerBackend
+
+
+class Resettable(Protocol):
+    def reset(self) -> None: ...
 
 
 @dataclass
@@ -20,6 +25,9 @@ class ControlBackend:
     faults: FaultTable
     stats: Stats
     iam: IamBackend
+    # Backends of APIs the control endpoints have no knobs for here (MercadoPago has its
+    # own under /_sandbox/mercadopago/): only reset with the rest.
+    others: list[Resettable] = field(default_factory=list)
 
     def reset(self) -> None:
         """Forget every API's state, the faults and the stats (the signing key stays)."""
@@ -27,6 +35,8 @@ class ControlBackend:
         self.oauth.reset()
         self.secretmanager.reset()
         self.iam.reset()
+        for backend in self.others:
+            backend.reset()
         self.faults.clear()
         self.stats.clear()
 

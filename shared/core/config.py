@@ -70,6 +70,14 @@ class Config:
     def service_account_mode(self) -> bool:
         return self.google_auth_mode == SERVICE_ACCOUNT
 
+    mercadopago_api_url: str
+    mercadopago_access_token: str | None
+    mercadopago_webhook_secret: str | None
+    mercadopago_signature_tolerance_seconds: int
+    mercadopago_http_timeout_seconds: float
+    auto_refund_on_slot_taken: bool
+    payments_topic: str
+
     def require(self, name: str) -> str:
         """The value of an optional variable that this code path needs."""
         value = getattr(self, name.lower())
@@ -80,6 +88,11 @@ class Config:
     @property
     def project(self) -> str:
         return self.require("GOOGLE_CLOUD_PROJECT")
+
+    @property
+    def mercadopago(self) -> bool:
+        """Whether classcal reads payments from MercadoPago (an access token is set)."""
+        return bool(self.mercadopago_access_token)
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -220,6 +233,16 @@ def _service_account(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     return email, client_id
 
 
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    value = raw.lower()
+    if value not in ("true", "false"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return value == "true"
+
+
 def from_env(env: Mapping[str, str]) -> Config:
     """Parse and validate every variable; raise ConfigError naming the first bad one."""
     base_url = _url(env, "BASE_URL")
@@ -230,6 +253,11 @@ def from_env(env: Mapping[str, str]) -> Config:
     assert secret_name is not None
     sa_email, sa_client_id = _service_account(env)
     sandbox = _url(env, "GOOGLE_SANDBOX_URL")
+    mercadopago_url = _url(env, "MERCADOPAGO_API_URL") or "https://api.mercadopago.com"
+    mercadopago_token = _text(env, "MERCADOPAGO_ACCESS_TOKEN")
+    topic = _text(env, "PAYMENTS_TOPIC", "payments") or "payments"
+    if not topic.replace("-", "").replace("_", "").replace(".", "").isalnum() or len(topic) > 255:
+        raise ConfigError(f"PAYMENTS_TOPIC must be a Pub/Sub topic id, got {topic!r}")
     return Config(
         google_cloud_project=_text(env, "GOOGLE_CLOUD_PROJECT"),
         auth_google_id=_text(env, "AUTH_GOOGLE_ID"),
@@ -266,6 +294,20 @@ def from_env(env: Mapping[str, str]) -> Config:
         mirror_max_age_minutes=_int(env, "MIRROR_MAX_AGE_MINUTES", 90, 1, 7 * 24 * 60),
         mirror_horizon_days=_int(env, "MIRROR_HORIZON_DAYS", 120, 90, 400),
         guest_changes_topic=_topic(env, "GUEST_CHANGES_TOPIC"),
+        mercadopago_api_url=mercadopago_url.rstrip("/"),
+        mercadopago_access_token=mercadopago_token,
+        mercadopago_webhook_secret=_text(env, "MERCADOPAGO_WEBHOOK_SECRET"),
+        mercadopago_signature_tolerance_seconds=_int(
+            env, "MERCADOPAGO_SIGNATURE_TOLERANCE_SECONDS", 600, 1, 7 * 24 * 3600
+        ),
+        mercadopago_http_timeout_seconds=_float(
+            env, "MERCADOPAGO_HTTP_TIMEOUT_SECONDS", 5.0, 0.1, 20.0
+        ),
+        # Refunding needs MercadoPago: on by default exactly when it is configured.
+        auto_refund_on_slot_taken=_flag(
+            env, "AUTO_REFUND_ON_SLOT_TAKEN", mercadopago_token is not None
+        ),
+        payments_topic=topic,
     )
 
 

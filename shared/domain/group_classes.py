@@ -17,6 +17,7 @@ never holds.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -349,7 +350,7 @@ def nudge(booking_id: str) -> None:
     if not topic:
         return
     try:
-        pubsub.publish(topic, {"bookingId": booking_id})
+        pubsub.publish(topic, json.dumps({"bookingId": booking_id}).encode())
     except Exception as error:
         log.warning(
             "could not publish the guest change; maintenance will pick it up",

@@ -32,7 +32,7 @@ from shared.core.errors import (
     PermanentError,
 )
 from shared.core.logs import get_logger
-from shared.domain import cancellation, event_shape, mirror, outcome
+from shared.domain import cancellation, event_shape, mirror, outcome, refunds
 from shared.google import calendar
 from shared.stores import bookings, slots
 
@@ -108,7 +108,9 @@ def schedule_booking(
     """Schedule the booking: one Calendar event with a Meet link, the booking completed.
 
     Idempotent. Returns an Outcome (``scheduled``, ``already_scheduled``, ``cancelled``,
-    ``slot_taken`` when the slot guard found the time taken: nothing was created).
+    ``slot_taken`` when the slot guard found the time taken: nothing was created;
+    ``slot_taken_refunded`` / ``slot_taken_refund_refused`` when, moreover, its
+    MercadoPago payment was refunded or the refund refused: see ``shared.domain.refunds``).
     Raises PermanentError subclasses after recording them on the booking (``failed``),
     TransientError after recording why it waits (``waiting``), BookingBusy (transient,
     nothing recorded) while another delivery holds the booking.
@@ -130,6 +132,13 @@ def schedule_booking(
         context = {"booking_id": booking_id, "preference_id": preference_id}
         if claim.state == bookings.SLOT_TAKEN:
             taken = claim.data["slotTaken"]
+            payment_id = refunds.refundable({**claim.data, **dict(payment_fields or {})})
+            if payment_id is not None:
+                # Paid through MercadoPago: refund it, once, instead of asking a person.
+                result = refunds.refund_slot_taken(
+                    booking_id, payment_id, {**context, "clash": taken.what}
+                )
+                return outcome.Outcome(booking_id, result, None, preference_id, dict(calls))
             # The student paid for a time someone else has: a person must act (refund or
             # move the class). Acknowledged: a redelivery would find the same.
             log.error(

@@ -1,73 +1,76 @@
-"""Publishing one Pub/Sub message, over the REST API (no gRPC client to load).
-
-With ``PUBSUB_EMULATOR_HOST`` set the message goes to the emulator without credentials,
-as Google's own clients do; otherwise to ``pubsub.googleapis.com`` as the function's
-service account (Application Default Credentials), which needs ``roles/pubsub.publisher``
-on that topic and nothing else.
+"""Publishing to Pub/Sub with the client library (``PUBSUB_EMULATOR_HOST`` points it at
+the emulator). One publisher per instance; a publish waits at most a few seconds, and
+a missing topic or a missing permission is a ``ConfigError``; any other failure to
+publish is ``PubSubUnavailable`` (transient: the caller's sender retries).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.core.config import get_config
-from shared.core.errors import GoogleUnavailable, PermanentError
+from shared.core.errors import ConfigError, TransientError
 
-_lock = threading.Lock()
-_session: Any = None
+if TYPE_CHECKING:
+    from google.cloud import pubsub_v1
+
 PUBLISH_TIMEOUT_SECONDS = 5.0
 
 
-def _authorized_session() -> Any:
-    global _session
-    if _session is None:
+class PubSubUnavailable(TransientError):
+    code = "pubsub_unavailable"
+
+
+_lock = threading.Lock()
+# By emulator address: tests point the same process at a fresh emulator.
+_publishers: dict[str | None, pubsub_v1.PublisherClient] = {}
+
+
+def _publisher() -> pubsub_v1.PublisherClient:
+    key = os.environ.get("PUBSUB_EMULATOR_HOST")
+    publisher = _publishers.get(key)
+    if publisher is None:
         with _lock:
-            if _session is None:
-                import google.auth
-                from google.auth.transport.requests import AuthorizedSession
+            publisher = _publishers.get(key)
+            if publisher is None:
+                from google.cloud import pubsub_v1
 
-                credentials, _ = google.auth.default(
-                    scopes=["https://www.googleapis.com/auth/pubsub"]
+                # One message per call: send it at once rather than wait to batch.
+                publisher = pubsub_v1.PublisherClient(
+                    batch_settings=pubsub_v1.types.BatchSettings(max_messages=1)
                 )
-                _session = AuthorizedSession(credentials)
-    return _session
+                _publishers[key] = publisher
+    return publisher
 
 
-def publish(topic: str, message: dict[str, Any]) -> str:
-    """Publish ``message`` as JSON to ``topic`` (a name in GOOGLE_CLOUD_PROJECT);
-    returns the message id."""
-    import requests
+def publish(topic: str, data: bytes, **attributes: str) -> str:
+    """Publish one message to ``topic`` of this project; its message id."""
+    from google.api_core import exceptions, retry
 
-    project = get_config().project
-    data = base64.b64encode(json.dumps(message, separators=(",", ":")).encode()).decode()
-    body = {"messages": [{"data": data}]}
-    emulator = os.environ.get("PUBSUB_EMULATOR_HOST")
-    path = f"v1/projects/{project}/topics/{topic}:publish"
+    publisher = _publisher()
+    path = publisher.topic_path(get_config().project, topic)
+    deadline = PUBLISH_TIMEOUT_SECONDS
     try:
-        if emulator:
-            response = requests.post(
-                f"http://{emulator}/{path}", json=body, timeout=PUBLISH_TIMEOUT_SECONDS
-            )
-        else:
-            response = _authorized_session().post(
-                f"https://pubsub.googleapis.com/{path}", json=body, timeout=PUBLISH_TIMEOUT_SECONDS
-            )
-    except requests.RequestException as error:
-        raise GoogleUnavailable(f"Pub/Sub publish: {type(error).__name__}") from None
-    if response.status_code == 429 or response.status_code >= 500:
-        raise GoogleUnavailable(f"Pub/Sub publish: HTTP {response.status_code}")
-    if response.status_code != 200:
-        raise PermanentError(
-            f"Pub/Sub publish to {topic}: HTTP {response.status_code}", code="publish_refused"
+        future: Any = publisher.publish(
+            path,
+            data,
+            retry=retry.Retry(initial=0.1, maximum=1.0, timeout=deadline),
+            timeout=deadline,
+            **attributes,
         )
-    return str(response.json()["messageIds"][0])
-
-
-def reset() -> None:
-    global _session
-    with _lock:
-        _session = None
+        return str(future.result(timeout=deadline + 1))
+    except exceptions.NotFound:
+        raise ConfigError(
+            f"the Pub/Sub topic {topic!r} (PAYMENTS_TOPIC) does not exist in this project"
+        ) from None
+    except exceptions.PermissionDenied:
+        raise ConfigError(
+            f"this function may not publish to the Pub/Sub topic {topic!r}: it needs "
+            "roles/pubsub.publisher on it"
+        ) from None
+    except Exception as error:  # every other failure to publish means: try again
+        raise PubSubUnavailable(
+            f"could not publish to the Pub/Sub topic {topic!r}: {type(error).__name__}"
+        ) from None

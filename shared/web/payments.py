@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.core.config import get_config
 from shared.core.errors import InvalidMessage
 from shared.core.logs import get_logger
-from shared.domain import payments
+from shared.domain import mercadopago_payments, payments
 from shared.web.pubsub import PubSubMessage
 
 log = get_logger(__name__)
@@ -104,11 +105,32 @@ def parse_payment(data: Mapping[str, Any]) -> Payment:
 
 
 def handle_payment_message(message: PubSubMessage) -> dict[str, Any]:
-    """The create_event handler: parse the message, then act on the payment."""
+    """The create_event handler: parse the message, then act on the payment.
+
+    With MercadoPago configured, a message naming a ``paymentId`` is only a hint: the
+    payment is read again from MercadoPago, and its status, amount and currency are
+    MercadoPago's. Any other message is unverified: it may schedule or cancel, but its
+    ``amount`` never becomes the class's price.
+    """
     payment = parse_payment(message.json_object())
+    if get_config().mercadopago and payment.payment_id is not None:
+        _booking_id, verified = mercadopago_payments.verified_for_booking(
+            payment.preference_id, payment.payment_id
+        )
+        if verified.status != payment.status:
+            log.info(
+                f"the message says {payment.status!r}; MercadoPago says {verified.status!r}",
+                extra={"preference_id": payment.preference_id, "payment_id": payment.payment_id},
+            )
+        return payments.act_on_payment(
+            payment.preference_id,
+            verified.status,
+            payment_fields=verified.booking_fields(),
+            amount=verified.amount,
+        )
     return payments.act_on_payment(
         payment.preference_id,
         payment.status,
         payment_fields=payment.booking_fields(),
-        amount=payment.amount,
+        amount=None,
     )
