@@ -59,7 +59,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
         "FIRESTORE_EMULATOR_HOST",
         "PUBSUB_EMULATOR_HOST",
         "GOOGLE_SANDBOX_URL",
-        # MercadoPago is off unless a test turns it on (tests/mercadopago_support.py).
+        # MercadoPago is off unless a test turns it on (tests/support/mercadopago.py).
         "MERCADOPAGO_API_URL",
         "MERCADOPAGO_ACCESS_TOKEN",
         "MERCADOPAGO_WEBHOOK_SECRET",

@@ -14,9 +14,9 @@ import requests
 from google.auth import crypt, jwt
 from google.auth.exceptions import RefreshError
 from google.oauth2 import service_account
-from sandbox_helpers import ADMIN
 
 from sandbox.control import SandboxControl, SandboxControlError
+from tests.support.sandbox_clients import ADMIN
 
 SA = "classcal-calendar@school-project.iam.gserviceaccount.com"
 EVENTS = "https://www.googleapis.com/auth/calendar.events"
