@@ -128,7 +128,24 @@ def event_body(
     }
     if student_email:
         body["attendees"] = [{"email": student_email}]
+    reminders = event_reminders(config)
+    if reminders is not None:
+        body["reminders"] = reminders
     return body
+
+
+def event_reminders(config: Config) -> dict[str, Any] | None:
+    """EVENT_REMINDERS as the event's reminder overrides; None keeps the calendar's defaults.
+
+    Reminders belong to the calendar they are set on: these are the organiser's (the
+    school calendar's); each attendee's own calendar applies that attendee's defaults.
+    """
+    if not config.event_reminders:
+        return None
+    return {
+        "useDefault": False,
+        "overrides": [{"method": m, "minutes": n} for m, n in config.event_reminders],
+    }
 
 
 # --- reading an event ---
