@@ -18,6 +18,9 @@ One run, in order, each step independent of the others' failures:
 4. event check: scheduled bookings' events are read (a slice per run, resumed by a
    cursor); a deleted event cancels the booking as the webhook would, a missing one
    (404) flags it for a person.
+5. completion: scheduled classes that ended more than ``COMPLETE_AFTER_MINUTES`` ago are
+   marked ``completed``, with ``completed: true`` on every activity (host and guests),
+   each exactly once (``shared.stores.completion``); cancelled ones never.
 
 The run is bounded (bookings per run, a time budget) to fit one function timeout; what
 is left is picked up by the next run. One summary line reports the counts.
@@ -38,12 +41,13 @@ from shared.core.errors import ClasscalError, ConfigError, NotFound, TransientEr
 from shared.core.logs import get_logger
 from shared.domain import cancellation, sync
 from shared.google import calendar
-from shared.stores import booking_sync, sync_state
+from shared.stores import booking_sync, completion, sync_state
 
 log = get_logger(__name__)
 
 MAX_RESCHEDULES = 20  # each may wait several seconds on a Meet conference
 MAX_EVENT_CHECKS = 100  # one events.get each
+MAX_COMPLETIONS = 200  # one small transaction each, no Google call
 TIME_BUDGET_SECONDS = 240.0  # the function's timeout is 540 s; leave room for the rest
 UPKEEP_LOCK_SECONDS = 120.0
 # A channel whose watch call never completed (the instance died) is retired after this.
@@ -66,6 +70,7 @@ class MaintenanceResult:
     events_checked: int = 0
     events_missing: int = 0
     bookings_cancelled: int = 0
+    classes_completed: int = 0
     errors: dict[str, str] = field(default_factory=dict)
     retry: ClasscalError | None = None
 
@@ -87,6 +92,7 @@ class MaintenanceResult:
             "events_checked": self.events_checked,
             "events_missing": self.events_missing,
             "bookings_cancelled": self.bookings_cancelled,
+            "classes_completed": self.classes_completed,
             "step_errors": dict(self.errors),
         }
 
@@ -104,6 +110,7 @@ def run() -> dict[str, Any]:
     _step(result, "sync", lambda: _catch_up(result))
     _step(result, "reconcile", lambda: reconcile(result, deadline))
     _step(result, "event_check", lambda: check_events(result, deadline))
+    _step(result, "complete", lambda: complete_classes(result, deadline))
     summary = result.summary()
     if result.retry is not None:
         log.error(
@@ -342,3 +349,21 @@ def check_events(result: MaintenanceResult, deadline: float) -> None:
                 result.bookings_cancelled += 1
         checked_to = item.cursor
     sync_state.set_reconcile_cursor(calendar_id, next_cursor)
+
+
+# --- 5. completion ---
+
+
+def complete_classes(result: MaintenanceResult, deadline: float) -> None:
+    """Mark the classes that took place ``completed`` (the platform reads it)."""
+    cutoff = datetime.now(UTC) - timedelta(minutes=get_config().complete_after_minutes)
+    for booking_id in completion.classes_to_complete(ended_before=cutoff, limit=MAX_COMPLETIONS):
+        if time.monotonic() > deadline:
+            break  # the next run carries on
+        marked = completion.complete_class(booking_id, ended_before=cutoff)
+        if marked is not None:
+            result.classes_completed += 1
+            log.info(
+                "class completed",
+                extra={"booking_id": booking_id, "activities_completed": marked},
+            )

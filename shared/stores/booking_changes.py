@@ -97,7 +97,14 @@ def _status_refusal(data: Mapping[str, Any]) -> str | None:
 
 
 def _refusal(data: Mapping[str, Any], start: datetime, now: datetime) -> str | None:
-    return _status_refusal(data) or (IN_PAST if start <= now else None)
+    refused = _status_refusal(data)
+    if refused is None:
+        ended = intervals.parse_instant(data.get("endTime"))
+        if ended is not None and ended <= now:
+            refused = COMPLETED  # it took place; maintenance marks it completed soon
+        elif start <= now:
+            refused = IN_PAST
+    return refused
 
 
 _CLASHES = {
