@@ -8,6 +8,8 @@
 5. The public busy-slots endpoint shows the new slot.
 6. The admin moves the class in Google Calendar; the sandbox's push notification
    reaches the webhook and the booking follows.
+7. The school's platform reschedules the class through ``booking-changes``: the same
+   event moves, with the same Meet link, and the booking follows.
 """
 
 from __future__ import annotations
@@ -157,6 +159,10 @@ def run(stack: Stack) -> None:
         moved = _move_in_google_calendar(stack, booking_id, booking)
         print(f"   the booking followed: starts {moved.isoformat()}", flush=True)
 
+    if "booking_changes" in stack.functions:
+        print("7. the platform moves the class to the next day (topic 'booking-changes') ...")
+        _reschedule_through_the_platform(stack, booking_id)
+
 
 def _live_channel(control: Any, timeout: float = 60.0) -> dict[str, Any]:
     """The watch channel calendar_maintenance opened, once its sync handshake arrived."""
@@ -200,3 +206,44 @@ def _move_in_google_calendar(stack: Stack, booking_id: str, booking: dict[str, A
             return start
         time.sleep(0.5)
     raise DemoFailed("the booking did not follow the moved event within 60 s (webhook log)")
+
+
+def _reschedule_through_the_platform(stack: Stack, booking_id: str) -> None:
+    from google.cloud import firestore
+
+    from sandbox.control import SandboxControl
+
+    client = firestore.Client(project=processes.PROJECT)
+    document = client.collection("virtualClasses").document(booking_id)
+    before = document.get().to_dict() or {}
+    start = before["startTime"] + timedelta(days=1)
+    change = {
+        "action": "reschedule",
+        "bookingId": booking_id,
+        "startTime": start.isoformat(),
+        "endTime": (before["endTime"] + timedelta(days=1)).isoformat(),
+        "requestedAt": datetime.now(UTC).isoformat(),
+    }
+    stack.pubsub_client.publish("booking-changes", [json.dumps(change).encode()])
+    deadline = time.monotonic() + 60
+    current: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        current = document.get().to_dict() or {}
+        if (current.get("reschedule") or {}).get("state") in ("done", "refused", "failed"):
+            break
+        time.sleep(0.5)
+    request = current.get("reschedule") or {}
+    if request.get("state") != "done":
+        why = request.get("message") or request.get("state") or "no answer within 60 s"
+        raise DemoFailed(f"the reschedule did not happen: {why}")
+    assert stack.sandbox is not None
+    [event] = [
+        e
+        for e in SandboxControl(stack.sandbox.url).events(ADMIN_EMAIL)
+        if e["id"] == before["googleEventId"]
+    ]
+    if event.get("hangoutLink") != before["htmlLink"] or current["htmlLink"] != before["htmlLink"]:
+        raise DemoFailed("the rescheduled class has another Meet link than before")
+    print(f"   the same event     {event['id']}", flush=True)
+    print(f"   the same Meet link {current['htmlLink']}", flush=True)
+    print(f"   starts             {current['startTime'].isoformat()}", flush=True)

@@ -22,6 +22,7 @@ ADMIN_EMAIL = "admin@school.test"
 # Which Pub/Sub topic feeds which event function (as infra/ wires them).
 EVENT_TOPICS = {
     "create_event": "payments",
+    "booking_changes": "booking-changes",
     "calendar_maintenance": "calendar-maintenance",
 }
 
