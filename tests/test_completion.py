@@ -172,3 +172,43 @@ def test_two_runs_at_once_complete_each_class_once(
     assert sum(r.classes_completed for r in results) == 3
     for booking in ended:
         assert read_booking(firestore, booking.booking_id)["status"] == "completed"
+
+
+# --- a reschedule whose message was dead-lettered ----------------------------------------
+
+
+def test_a_reschedule_left_half_done_is_finished_by_maintenance_once(
+    run: Any, firestore: Any, sandbox: Any, env: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from tests.test_booking_changes import changes_client, send
+
+    booking = write_booking(firestore)
+    assert deliver(app_client(), payment(booking.preference_id)) == 200
+    link = read_booking(firestore, booking.booking_id)["htmlLink"]
+    target = booking.start + timedelta(hours=3)
+    change = {
+        "action": "reschedule",
+        "bookingId": booking.booking_id,
+        "startTime": target.isoformat(),
+        "endTime": (target + timedelta(hours=1)).isoformat(),
+        "requestedAt": datetime.now(UTC).isoformat(),
+    }
+    configure(env, CALENDAR_WEBHOOK_URL=NOWHERE, GOOGLE_API_RETRIES="0")
+    sandbox.fault(method="PATCH", path=r"/events/", status=503, count=1)
+    # The last delivery Pub/Sub makes before dead-lettering it.
+    assert send(changes_client(), json.loads(json.dumps(change))) == 500
+    assert read_booking(firestore, booking.booking_id)["reschedule"]["state"] == "accepted"
+
+    configure(env, CALENDAR_WEBHOOK_URL=NOWHERE, RECONCILE_GRACE_MINUTES="0")
+    first = run()
+    second = run()
+
+    assert first[0] == second[0] == 200
+    assert (first[1]["reschedules_finished"], second[1]["reschedules_finished"]) == (1, 0)
+    after = read_booking(firestore, booking.booking_id)
+    assert after["startTime"] == target
+    assert after["htmlLink"] == link
+    assert after["reschedule"]["state"] == "done"
+    assert int(sandbox.stats()["requests"].get("calendar.events.patch", 0)) == 2  # 503, then one

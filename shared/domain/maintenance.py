@@ -14,7 +14,9 @@ One run, in order, each step independent of the others' failures:
    that went to the dead-letter topic) are scheduled again through
    ``shared.domain.scheduling.schedule_booking``, the payment function's own idempotent path;
    cancelled bookings whose event removal still waits are finished through
-   ``shared.domain.cancellation.cancel_booking``.
+   ``shared.domain.cancellation.cancel_booking``; a reschedule the platform asked for,
+   accepted but whose event was never patched (its message dead-lettered), is finished
+   through ``shared.domain.booking_changes.reschedule``.
 4. event check: scheduled bookings' events are read (a slice per run, resumed by a
    cursor); a deleted event cancels the booking as the webhook would, a missing one
    (404) flags it for a person.
@@ -39,9 +41,10 @@ from typing import Any
 from shared.core.config import get_config
 from shared.core.errors import ClasscalError, ConfigError, NotFound, TransientError
 from shared.core.logs import get_logger
+from shared.domain import booking_changes as rescheduling
 from shared.domain import cancellation, sync
 from shared.google import calendar
-from shared.stores import booking_sync, completion, sync_state
+from shared.stores import booking_changes, booking_sync, completion, sync_state
 
 log = get_logger(__name__)
 
@@ -66,6 +69,7 @@ class MaintenanceResult:
     mirror_rebuilt: bool = False
     bookings_reconciled: int = 0
     cancellations_finished: int = 0
+    reschedules_finished: int = 0
     still_failing: Counter[str] = field(default_factory=Counter)
     events_checked: int = 0
     events_missing: int = 0
@@ -87,6 +91,7 @@ class MaintenanceResult:
             "mirror_rebuilt": self.mirror_rebuilt,
             "bookings_reconciled": self.bookings_reconciled,
             "cancellations_finished": self.cancellations_finished,
+            "reschedules_finished": self.reschedules_finished,
             "bookings_still_failing": sum(self.still_failing.values()),
             "still_failing_reasons": dict(self.still_failing),
             "events_checked": self.events_checked,
@@ -301,6 +306,22 @@ def reconcile(result: MaintenanceResult, deadline: float) -> None:
             continue
         result.cancellations_finished += 1
         log.info("cancellation finished by maintenance", extra={"booking_id": booking_id})
+    for item in booking_changes.reschedules_to_finish(grace=grace, limit=MAX_RESCHEDULES):
+        if time.monotonic() > deadline:
+            result.still_failing["time_budget"] += 1
+            continue
+        try:
+            moved = rescheduling.reschedule(
+                item.booking_id, start=item.start, end=item.end, requested_at=item.requested_at
+            )
+        except ClasscalError as error:
+            _still_failing(result, item.booking_id, error)
+            continue
+        except Exception:
+            _failed_unexpectedly(result, item.booking_id)
+            continue
+        if moved.get("outcome") == "rescheduled":
+            result.reschedules_finished += 1
 
 
 def _still_failing(result: MaintenanceResult, booking_id: str, error: ClasscalError) -> None:

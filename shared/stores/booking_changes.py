@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.core import intervals
@@ -354,3 +354,47 @@ def record_cancellation_note(booking_id: str, note: str) -> bool:
         return True
 
     return bookings._transact("record the cancellation's reason", body)
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """An accepted reschedule nobody is finishing (its message was dead-lettered)."""
+
+    booking_id: str
+    start: datetime
+    end: datetime
+    requested_at: datetime
+
+
+def reschedules_to_finish(*, grace: timedelta, limit: int) -> list[Unfinished]:
+    """Accepted reschedules whose event was not patched and whose lease is free for
+    longer than ``grace``: maintenance finishes them through the same code path."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = (
+        bookings._client()
+        .collection(bookings.BOOKINGS)
+        .where(filter=FieldFilter("reschedule.state", "==", ACCEPTED))
+        .limit(limit * 5)
+    )
+    now = bookings._now()
+    with bookings._store_errors("list unfinished reschedules"):
+        snapshots = list(query.get(retry=bookings._read_retry(), timeout=10.0))
+    found: list[Unfinished] = []
+    for snapshot in snapshots:
+        data = snapshot.to_dict() or {}
+        request = data.get("reschedule") or {}
+        times = [intervals.parse_instant(request.get(k)) for k in _REQUEST_KEYS]
+        last = intervals.parse_instant(data.get("schedulingUpdatedAt") or request.get("decidedAt"))
+        if bookings._lease_holder(data, now) is not None or None in times:
+            continue
+        if last is None or last <= now - grace:
+            start, end, requested_at = times
+            assert start is not None
+            assert end is not None
+            assert requested_at is not None
+            found.append(Unfinished(snapshot.id, start, end, requested_at))
+    return found[:limit]
+
+
+_REQUEST_KEYS = ("startTime", "endTime", "requestedAt")
