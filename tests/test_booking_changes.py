@@ -501,3 +501,31 @@ def test_every_malformed_message_is_acknowledged_with_a_clear_line_and_no_write(
     assert line.getMessage().startswith("acknowledged without effect: ")
     assert read_booking(firestore, booking.booking_id) == before
     assert sandbox.stats()["requests"] == calls_before
+
+
+def test_a_later_request_waits_for_an_earlier_one_left_half_done(
+    env: pytest.MonkeyPatch, payments: Any, changes: Any, firestore: Any, sandbox: Any
+) -> None:
+    booking = scheduled(payments, firestore)
+    configure(env, GOOGLE_API_RETRIES="0")
+    now = datetime.now(UTC)
+    first = move(
+        booking.booking_id, booking.start + timedelta(hours=2), requestedAt=now.isoformat()
+    )
+    second = move(
+        booking.booking_id,
+        booking.start + timedelta(hours=4),
+        requestedAt=(now + timedelta(seconds=1)).isoformat(),
+    )
+    sandbox.fault(method="PATCH", path=r"/events/", status=503, count=1)
+    assert send(changes, first) == 500  # accepted, the patch failed: it waits
+
+    assert send(changes, second) == 500  # retried until the first is finished
+    assert read_booking(firestore, booking.booking_id)["reschedule"]["state"] == "accepted"
+    assert send(changes, first) == 200
+    assert send(changes, second) == 200
+
+    after = read_booking(firestore, booking.booking_id)
+    assert after["startTime"] == booking.start + timedelta(hours=4)
+    assert after["slotClaim"]["start"] == booking.start + timedelta(hours=4)
+    assert event_start(event_of(sandbox, booking.event_id)) == booking.start + timedelta(hours=4)

@@ -156,10 +156,19 @@ def accept_reschedule(
         resumed = _same_request(stored, wanted)
         if not resumed and last is not None and requested_at <= last:
             return Decision("stale", data)
+        if bookings.LEASE.held_by_another(data, owner, now):
+            raise BookingBusy(f"booking {booking_id} is being worked on by another delivery")
+        if (
+            not resumed
+            and isinstance(stored, dict)
+            and stored.get("state") == ACCEPTED
+            and data.get("status") == bookings.SCHEDULED
+        ):
+            # The earlier request may have patched the event already: it is finished (by
+            # its redelivery, or by maintenance) before a later one is decided.
+            raise BookingBusy(f"an earlier reschedule of booking {booking_id} is not finished")
         # An accepted request being finished is only stopped by the booking's own state.
         reason = _status_refusal(data) if resumed else _refusal(data, start, now)
-        if reason is None and bookings.LEASE.held_by_another(data, owner, now):
-            raise BookingBusy(f"booking {booking_id} is being worked on by another delivery")
         taken = None
         if reason is None and not resumed and guard is not None:
             days = [
