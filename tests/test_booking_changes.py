@@ -529,3 +529,29 @@ def test_a_later_request_waits_for_an_earlier_one_left_half_done(
     assert after["startTime"] == booking.start + timedelta(hours=4)
     assert after["slotClaim"]["start"] == booking.start + timedelta(hours=4)
     assert event_start(event_of(sandbox, booking.event_id)) == booking.start + timedelta(hours=4)
+
+
+def test_a_reschedule_to_the_time_it_already_has_patches_nothing(
+    payments: Any, changes: Any, firestore: Any, sandbox: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    booking = scheduled(payments, firestore)
+    caplog.set_level(logging.INFO)
+
+    assert send(changes, move(booking.booking_id, booking.start)) == 200
+
+    assert sandbox_calls(sandbox, "calendar.events.patch") == 0
+    assert read_booking(firestore, booking.booking_id)["reschedule"]["state"] == "done"
+    assert records(caplog, outcome="reschedule_unchanged", booking_id=booking.booking_id)
+
+
+def test_with_send_updates_none_the_move_tells_nobody(
+    env: pytest.MonkeyPatch, payments: Any, changes: Any, firestore: Any, sandbox: Any
+) -> None:
+    booking = scheduled(payments, firestore)
+    configure(env, SEND_UPDATES="none")
+
+    assert send(changes, move(booking.booking_id, booking.start + timedelta(hours=2))) == 200
+
+    event = event_of(sandbox, booking.event_id)
+    patches = [u for u in event["sandbox"]["sendUpdates"] if u["method"].endswith("patch")]
+    assert [u["sendUpdates"] for u in patches] == ["none"]
