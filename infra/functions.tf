@@ -47,6 +47,29 @@ locals {
       memory        = "512Mi"
     }
 
+    # The platform's reschedules and cancellations: the same needs as create_event (it
+    # patches or deletes the class's event as the admin), fed by its own topic.
+    booking_changes = {
+      entry_point   = "booking_changes"
+      trigger       = "pubsub"
+      topic         = "booking-changes"
+      public        = false
+      firestore     = "readwrite"
+      refresh_token = "read"
+      secrets       = ["AUTH_GOOGLE_SECRET"]
+      environment   = {}
+      delivery = {
+        max_attempts      = var.booking_changes_max_delivery_attempts
+        dead_letter_topic = "booking-changes-dead-letter"
+        min_backoff       = 10
+        max_backoff       = 600
+        retention         = "604800s"
+      }
+      timeout       = 60
+      max_instances = 5
+      memory        = "256Mi"
+    }
+
     list_events = {
       entry_point = "list_events"
       trigger     = "http"
@@ -206,11 +229,13 @@ locals {
 
   # Topic name => id, spelled out from the name so plans show it before the topic exists.
   topics = {
-    "payments"                  = "projects/${var.project_id}/topics/${google_pubsub_topic.payments.name}"
-    "payments-dead-letter"      = "projects/${var.project_id}/topics/${google_pubsub_topic.payments_dead_letter.name}"
-    "calendar-maintenance"      = "projects/${var.project_id}/topics/${google_pubsub_topic.calendar_maintenance.name}"
-    "guest-changes"             = "projects/${var.project_id}/topics/${google_pubsub_topic.guest_changes.name}"
-    "guest-changes-dead-letter" = "projects/${var.project_id}/topics/${google_pubsub_topic.guest_changes_dead_letter.name}"
+    "payments"                    = "projects/${var.project_id}/topics/${google_pubsub_topic.payments.name}"
+    "payments-dead-letter"        = "projects/${var.project_id}/topics/${google_pubsub_topic.payments_dead_letter.name}"
+    "calendar-maintenance"        = "projects/${var.project_id}/topics/${google_pubsub_topic.calendar_maintenance.name}"
+    "guest-changes"               = "projects/${var.project_id}/topics/${google_pubsub_topic.guest_changes.name}"
+    "guest-changes-dead-letter"   = "projects/${var.project_id}/topics/${google_pubsub_topic.guest_changes_dead_letter.name}"
+    "booking-changes"             = "projects/${var.project_id}/topics/${google_pubsub_topic.booking_changes.name}"
+    "booking-changes-dead-letter" = "projects/${var.project_id}/topics/${google_pubsub_topic.booking_changes_dead_letter.name}"
   }
 
   # A 2nd gen function's cloudfunctions.net URL is known before it exists, which breaks

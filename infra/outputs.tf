@@ -48,6 +48,16 @@ output "payments_dead_letter_subscription" {
   value       = google_pubsub_subscription.payments_dead_letter_hold.id
 }
 
+output "booking_changes_topic" {
+  description = "Publish the platform's reschedules and cancellations here."
+  value       = google_pubsub_topic.booking_changes.id
+}
+
+output "booking_changes_dead_letter_subscription" {
+  description = "Booking changes booking_changes gave up on, kept for replay."
+  value       = google_pubsub_subscription.booking_changes_dead_letter_hold.id
+}
+
 output "oauth_client_secret" {
   description = "The secret to add the OAuth client secret to (gcloud secrets versions add)."
   value       = google_secret_manager_secret.oauth_client.secret_id

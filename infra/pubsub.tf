@@ -6,6 +6,11 @@
 #                                     v
 #                              payments-dead-letter --> payments-dead-letter-hold (kept 7 days)
 #
+#   platform (booking_changes_publishers) --> booking-changes --push--> booking_changes
+#                                     |  after booking_changes_max_delivery_attempts failures
+#                                     v
+#                      booking-changes-dead-letter --> booking-changes-dead-letter-hold (7 days)
+#
 #   Cloud Scheduler --> calendar-maintenance --push--> calendar_maintenance
 #
 #   join_class --> guest-changes --push--> guest_invitations
@@ -55,6 +60,37 @@ resource "google_pubsub_subscription" "payments_dead_letter_hold" {
   }
 }
 
+# Reschedules and cancellations the school's platform asks for (docs/contracts/booking_changes.md).
+resource "google_pubsub_topic" "booking_changes" {
+  project = var.project_id
+  name    = "booking-changes"
+  # Like a payment, a change that arrives while booking_changes is down must wait for it.
+  message_retention_duration = "604800s"
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_pubsub_topic" "booking_changes_dead_letter" {
+  project                    = var.project_id
+  name                       = "booking-changes-dead-letter"
+  message_retention_duration = "604800s"
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_pubsub_subscription" "booking_changes_dead_letter_hold" {
+  project                    = var.project_id
+  name                       = "booking-changes-dead-letter-hold"
+  topic                      = google_pubsub_topic.booking_changes_dead_letter.id
+  ack_deadline_seconds       = 60
+  message_retention_duration = "604800s"
+  retain_acked_messages      = false
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
 resource "google_pubsub_topic" "calendar_maintenance" {
   project = var.project_id
   name    = "calendar-maintenance"
@@ -74,11 +110,28 @@ resource "google_pubsub_topic_iam_member" "payments_publishers" {
   member  = each.value
 }
 
+# Who may move or cancel a class: the school's platform, nobody else.
+resource "google_pubsub_topic_iam_member" "booking_changes_publishers" {
+  for_each = toset(var.booking_changes_publishers)
+
+  project = var.project_id
+  topic   = google_pubsub_topic.booking_changes.name
+  role    = "roles/pubsub.publisher"
+  member  = each.value
+}
+
 # Dead-lettering is done by the Pub/Sub service agent: it publishes to the dead-letter
 # topic and acknowledges on the source subscription.
 resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
   project = var.project_id
   topic   = google_pubsub_topic.payments_dead_letter.name
+  role    = "roles/pubsub.publisher"
+  member  = local.pubsub_service_agent
+}
+
+resource "google_pubsub_topic_iam_member" "booking_changes_dead_letter_publisher" {
+  project = var.project_id
+  topic   = google_pubsub_topic.booking_changes_dead_letter.name
   role    = "roles/pubsub.publisher"
   member  = local.pubsub_service_agent
 }

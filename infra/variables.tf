@@ -210,6 +210,28 @@ variable "payments_max_backoff_seconds" {
   }
 }
 
+variable "booking_changes_publishers" {
+  type        = list(string)
+  description = "IAM members allowed to publish reschedules and cancellations to the booking-changes topic, e.g. the platform's service account (serviceAccount:platform@other-project.iam.gserviceaccount.com)."
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.booking_changes_publishers : can(regex("^(serviceAccount|user|group):", m))])
+    error_message = "booking_changes_publishers entries must be IAM members such as serviceAccount:NAME@PROJECT.iam.gserviceaccount.com (never allUsers)."
+  }
+}
+
+variable "booking_changes_max_delivery_attempts" {
+  type        = number
+  description = "Deliveries of one booking-change message to booking_changes before it is moved to the dead-letter topic."
+  default     = 10
+
+  validation {
+    condition     = var.booking_changes_max_delivery_attempts >= 5 && var.booking_changes_max_delivery_attempts <= 100
+    error_message = "booking_changes_max_delivery_attempts must be between 5 and 100."
+  }
+}
+
 variable "maintenance_schedule" {
   type        = string
   description = "Cron schedule of calendar_maintenance (channel renewal, catch-up sync, reconciliation)."

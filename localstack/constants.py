@@ -20,8 +20,10 @@ REDIRECT_URI = "http://127.0.0.1:8080/callback"
 PAYMENTS = "payments"
 MAINTENANCE = "calendar-maintenance"
 GUEST_CHANGES = "guest-changes"
+BOOKING_CHANGES = "booking-changes"
 EVENT_TOPICS = {
     "create_event": PAYMENTS,
+    "booking_changes": BOOKING_CHANGES,
     "calendar_maintenance": MAINTENANCE,
     "guest_invitations": GUEST_CHANGES,
 }

@@ -12,7 +12,9 @@
    busy and the checkout as tentative.
 6. The admin moves the class in Google Calendar; the sandbox's push notification
    reaches the webhook and the booking follows.
-7. A group class is booked and paid; two students join it with its access code through
+7. The school's platform reschedules the class through ``booking-changes``: the same
+   event moves, with the same Meet link, and the booking follows.
+8. A group class is booked and paid; two students join it with its access code through
    the public join_class function (signed in with Google: ID tokens the sandbox signs),
    and guest_invitations makes both attendees of its event in the sandbox's calendar.
 """
@@ -271,6 +273,10 @@ def run(stack: Stack) -> None:
         moved = _move_in_google_calendar(stack, booking_id, booking)
         print(f"   the booking followed: starts {moved.isoformat()}", flush=True)
 
+    if "booking_changes" in stack.functions:
+        print("7. the platform moves the class to the next day (topic 'booking-changes') ...")
+        _reschedule_through_the_platform(stack, booking_id)
+
     if {"join_class", "guest_invitations"} <= stack.functions.keys():
         _group_class(stack)
 
@@ -283,7 +289,7 @@ def _group_class(stack: Stack) -> None:
 
     from sandbox.control import SandboxControl
 
-    print("7. a group class for three is booked and paid ...", flush=True)
+    print("8. a group class for three is booked and paid ...", flush=True)
     start = (datetime.now(UTC) + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
     booking_id, preference_id = _write_booking(
         stack,
@@ -382,3 +388,44 @@ def _move_in_google_calendar(stack: Stack, booking_id: str, booking: dict[str, A
             return start
         time.sleep(0.5)
     raise DemoFailed("the booking did not follow the moved event within 60 s (webhook log)")
+
+
+def _reschedule_through_the_platform(stack: Stack, booking_id: str) -> None:
+    from google.cloud import firestore
+
+    from sandbox.control import SandboxControl
+
+    client = firestore.Client(project=PROJECT)
+    document = client.collection("virtualClasses").document(booking_id)
+    before = document.get().to_dict() or {}
+    start = before["startTime"] + timedelta(days=1)
+    change = {
+        "action": "reschedule",
+        "bookingId": booking_id,
+        "startTime": start.isoformat(),
+        "endTime": (before["endTime"] + timedelta(days=1)).isoformat(),
+        "requestedAt": datetime.now(UTC).isoformat(),
+    }
+    stack.pubsub_client.publish("booking-changes", [json.dumps(change).encode()])
+    deadline = time.monotonic() + 60
+    current: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        current = document.get().to_dict() or {}
+        if (current.get("reschedule") or {}).get("state") in ("done", "refused", "failed"):
+            break
+        time.sleep(0.5)
+    request = current.get("reschedule") or {}
+    if request.get("state") != "done":
+        why = request.get("message") or request.get("state") or "no answer within 60 s"
+        raise DemoFailed(f"the reschedule did not happen: {why}")
+    assert stack.sandbox is not None
+    [event] = [
+        e
+        for e in SandboxControl(stack.sandbox.url).events(ADMIN_EMAIL)
+        if e["id"] == before["googleEventId"]
+    ]
+    if event.get("hangoutLink") != before["htmlLink"] or current["htmlLink"] != before["htmlLink"]:
+        raise DemoFailed("the rescheduled class has another Meet link than before")
+    print(f"   the same event     {event['id']}", flush=True)
+    print(f"   the same Meet link {current['htmlLink']}", flush=True)
+    print(f"   starts             {current['startTime'].isoformat()}", flush=True)

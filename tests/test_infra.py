@@ -78,6 +78,10 @@ NEEDS = {
     "calendar_webhook": Needs(
         "http", None, True, "readwrite", "read", frozenset({"AUTH_GOOGLE_SECRET"})
     ),
+    # The platform's reschedules and cancellations patch or delete events as the admin.
+    "booking_changes": Needs(
+        "pubsub", "booking-changes", False, "readwrite", "read", frozenset({"AUTH_GOOGLE_SECRET"})
+    ),
     "calendar_maintenance": Needs(
         "pubsub",
         "calendar-maintenance",
@@ -689,6 +693,48 @@ def test_payments_are_retried_then_dead_lettered(
     source = tf.resource("google_pubsub_subscription_iam_member", "dead_letter_source")
     assert source["role"] == "roles/pubsub.subscriber"
     assert "try(f.delivery.dead_letter_topic, null) != null" in expr(source["for_each"])
+
+
+def test_booking_changes_are_retried_dead_lettered_and_published_only_by_the_platform(
+    tf: Terraform, specs: dict[str, dict[str, Any]]
+) -> None:
+    delivery = specs["booking_changes"]["delivery"]
+    assert delivery["dead_letter_topic"] == "booking-changes-dead-letter"
+    assert tf.locals["topics"]["booking-changes-dead-letter"].endswith(
+        "${google_pubsub_topic.booking_changes_dead_letter.name}"
+    )
+    assert expr(delivery["max_attempts"]) == "var.booking_changes_max_delivery_attempts"
+    attempts = tf.variables["booking_changes_max_delivery_attempts"]
+    assert 5 <= attempts["default"] <= 20
+    assert attempts["validation"]
+    assert 0 < delivery["min_backoff"] < delivery["max_backoff"] <= 600
+    assert tf.resource("google_pubsub_topic", "booking_changes")["name"] == "booking-changes"
+
+    # What is dead-lettered is kept, and Pub/Sub's agent may move it there.
+    hold = tf.resource("google_pubsub_subscription", "booking_changes_dead_letter_hold")
+    assert expr(hold["topic"]) == "google_pubsub_topic.booking_changes_dead_letter.id"
+    assert hold["message_retention_duration"] == "604800s"
+    publisher = tf.resource(
+        "google_pubsub_topic_iam_member", "booking_changes_dead_letter_publisher"
+    )
+    assert expr(publisher["topic"]) == "google_pubsub_topic.booking_changes_dead_letter.name"
+    assert publisher["role"] == "roles/pubsub.publisher"
+    assert expr(publisher["member"]) == "local.pubsub_service_agent"
+
+    # Only the members of booking_changes_publishers may publish, and never the public.
+    grant = tf.resource("google_pubsub_topic_iam_member", "booking_changes_publishers")
+    assert expr(grant["for_each"]) == "toset(var.booking_changes_publishers)"
+    assert expr(grant["topic"]) == "google_pubsub_topic.booking_changes.name"
+    assert grant["role"] == "roles/pubsub.publisher"
+    assert expr(grant["member"]) == "each.value"
+    validation = expr(tf.variables["booking_changes_publishers"]["validation"][0]["condition"])
+    assert "^(serviceAccount|user|group):" in validation
+    topic_grants = [
+        r
+        for (kind, _), r in tf.resources.items()
+        if kind == "google_pubsub_topic_iam_member" and "booking_changes." in expr(r["topic"])
+    ]
+    assert topic_grants == [grant]
 
 
 def test_bundle_objects_are_named_by_their_content_hash(

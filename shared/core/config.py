@@ -77,6 +77,8 @@ class Config:
     mercadopago_http_timeout_seconds: float
     auto_refund_on_slot_taken: bool
     payments_topic: str
+    event_reminders: tuple[tuple[str, int], ...]
+    complete_after_minutes: int
 
     def require(self, name: str) -> str:
         """The value of an optional variable that this code path needs."""
@@ -243,6 +245,37 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     return value == "true"
 
 
+# Google's limits on an event's reminder overrides.
+REMINDER_METHODS = ("email", "popup")
+MAX_REMINDERS = 5
+MAX_REMINDER_MINUTES = 40320  # four weeks
+
+
+def _reminders(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    """EVENT_REMINDERS: ``method:minutes`` pairs, comma-separated; empty: the calendar's."""
+    raw = _text(env, "EVENT_REMINDERS")
+    if raw is None:
+        return ()
+    found: list[tuple[str, int]] = []
+    for item in raw.split(","):
+        method, _, minutes = item.strip().partition(":")
+        if method not in REMINDER_METHODS or not minutes.isdigit() or not minutes.isascii():
+            raise ConfigError(
+                "EVENT_REMINDERS must be method:minutes pairs separated by commas, the method "
+                f"email or popup, e.g. email:1440,popup:30; got {item.strip()!r}"
+            )
+        if int(minutes) > MAX_REMINDER_MINUTES:
+            raise ConfigError(
+                f"EVENT_REMINDERS minutes must be 0 to {MAX_REMINDER_MINUTES}, got {minutes}"
+            )
+        if (method, int(minutes)) in found:
+            raise ConfigError(f"EVENT_REMINDERS lists {method}:{int(minutes)} twice")
+        found.append((method, int(minutes)))
+    if len(found) > MAX_REMINDERS:
+        raise ConfigError(f"EVENT_REMINDERS takes at most {MAX_REMINDERS} reminders")
+    return tuple(found)
+
+
 def from_env(env: Mapping[str, str]) -> Config:
     """Parse and validate every variable; raise ConfigError naming the first bad one."""
     base_url = _url(env, "BASE_URL")
@@ -308,6 +341,8 @@ def from_env(env: Mapping[str, str]) -> Config:
             env, "AUTO_REFUND_ON_SLOT_TAKEN", mercadopago_token is not None
         ),
         payments_topic=topic,
+        event_reminders=_reminders(env),
+        complete_after_minutes=_int(env, "COMPLETE_AFTER_MINUTES", 30, 0, 7 * 24 * 60),
     )
 
 

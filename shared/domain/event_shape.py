@@ -122,13 +122,11 @@ def event_body(
         else 1,
         "learningFocus": data.get("learningFocus") or "",
     }
-    zone = config.timezone
     body: dict[str, Any] = {
         "id": event_id_for(booking_id),
         "summary": _render(config.event_summary, "EVENT_SUMMARY", values),
         "description": _render(config.event_description, "EVENT_DESCRIPTION", values),
-        "start": {"dateTime": start.astimezone(zone).isoformat(), "timeZone": zone.key},
-        "end": {"dateTime": end.astimezone(zone).isoformat(), "timeZone": zone.key},
+        **event_times(start, end, config),
         "transparency": "opaque",
         "extendedProperties": {"private": {BOOKING_ID_PROPERTY: booking_id}},
         "conferenceData": {
@@ -140,7 +138,33 @@ def event_body(
     }
     if student_email:
         body["attendees"] = [{"email": student_email}]
+    reminders = event_reminders(config)
+    if reminders is not None:
+        body["reminders"] = reminders
     return body
+
+
+def event_times(start: datetime, end: datetime, config: Config) -> dict[str, Any]:
+    """An event's ``start`` and ``end`` in CALENDAR_TIMEZONE (the body of a move, too)."""
+    zone = config.timezone
+    return {
+        "start": {"dateTime": start.astimezone(zone).isoformat(), "timeZone": zone.key},
+        "end": {"dateTime": end.astimezone(zone).isoformat(), "timeZone": zone.key},
+    }
+
+
+def event_reminders(config: Config) -> dict[str, Any] | None:
+    """EVENT_REMINDERS as the event's reminder overrides; None keeps the calendar's defaults.
+
+    Reminders belong to the calendar they are set on: these are the organiser's (the
+    school calendar's); each attendee's own calendar applies that attendee's defaults.
+    """
+    if not config.event_reminders:
+        return None
+    return {
+        "useDefault": False,
+        "overrides": [{"method": m, "minutes": n} for m, n in config.event_reminders],
+    }
 
 
 # --- reading an event ---

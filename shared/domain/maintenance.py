@@ -14,13 +14,18 @@ One run, in order, each step independent of the others' failures:
    that went to the dead-letter topic) are scheduled again through
    ``shared.domain.scheduling.schedule_booking``, the payment function's own idempotent path;
    cancelled bookings whose event removal still waits are finished through
-   ``shared.domain.cancellation.cancel_booking``.
+   ``shared.domain.cancellation.cancel_booking``; a reschedule the platform asked for,
+   accepted but whose event was never patched (its message dead-lettered), is finished
+   through ``shared.domain.booking_changes.reschedule``.
 4. event check: scheduled bookings' events are read (a slice per run, resumed by a
    cursor); a deleted event cancels the booking as the webhook would, a missing one
    (404) flags it for a person.
 5. guests: group classes whose guest changes are not yet made in Google Calendar (a
    lost or dead-lettered nudge) are brought in step by
    ``shared.domain.guest_invitations.sync_guests``, the private function's own path.
+6. completion: scheduled classes that ended more than ``COMPLETE_AFTER_MINUTES`` ago are
+   marked ``completed``, with ``completed: true`` on every activity (host and guests),
+   each exactly once (``shared.stores.completion``); cancelled ones never.
 
 The run is bounded (bookings per run, a time budget) to fit one function timeout; what
 is left is picked up by the next run. One summary line reports the counts.
@@ -39,14 +44,16 @@ from typing import Any
 from shared.core.config import get_config
 from shared.core.errors import ClasscalError, ConfigError, NotFound, TransientError
 from shared.core.logs import get_logger
+from shared.domain import booking_changes as rescheduling
 from shared.domain import cancellation, sync
 from shared.google import calendar
-from shared.stores import booking_sync, sync_state
+from shared.stores import booking_changes, booking_sync, completion, sync_state
 
 log = get_logger(__name__)
 
 MAX_RESCHEDULES = 20  # each may wait several seconds on a Meet conference
 MAX_EVENT_CHECKS = 100  # one events.get each
+MAX_COMPLETIONS = 200  # one small transaction each, no Google call
 TIME_BUDGET_SECONDS = 240.0  # the function's timeout is 540 s; leave room for the rest
 UPKEEP_LOCK_SECONDS = 120.0
 # A channel whose watch call never completed (the instance died) is retired after this.
@@ -65,11 +72,13 @@ class MaintenanceResult:
     mirror_rebuilt: bool = False
     bookings_reconciled: int = 0
     cancellations_finished: int = 0
+    reschedules_finished: int = 0
     still_failing: Counter[str] = field(default_factory=Counter)
     events_checked: int = 0
     events_missing: int = 0
     bookings_cancelled: int = 0
     guest_classes_synced: int = 0
+    classes_completed: int = 0
     errors: dict[str, str] = field(default_factory=dict)
     retry: ClasscalError | None = None
 
@@ -86,12 +95,14 @@ class MaintenanceResult:
             "mirror_rebuilt": self.mirror_rebuilt,
             "bookings_reconciled": self.bookings_reconciled,
             "cancellations_finished": self.cancellations_finished,
+            "reschedules_finished": self.reschedules_finished,
             "bookings_still_failing": sum(self.still_failing.values()),
             "still_failing_reasons": dict(self.still_failing),
             "events_checked": self.events_checked,
             "events_missing": self.events_missing,
             "bookings_cancelled": self.bookings_cancelled,
             "guest_classes_synced": self.guest_classes_synced,
+            "classes_completed": self.classes_completed,
             "step_errors": dict(self.errors),
         }
 
@@ -110,6 +121,7 @@ def run() -> dict[str, Any]:
     _step(result, "reconcile", lambda: reconcile(result, deadline))
     _step(result, "event_check", lambda: check_events(result, deadline))
     _step(result, "guests", lambda: sync_guests(result, deadline))
+    _step(result, "complete", lambda: complete_classes(result, deadline))
     summary = result.summary()
     if result.retry is not None:
         log.error(
@@ -300,6 +312,22 @@ def reconcile(result: MaintenanceResult, deadline: float) -> None:
             continue
         result.cancellations_finished += 1
         log.info("cancellation finished by maintenance", extra={"booking_id": booking_id})
+    for item in booking_changes.reschedules_to_finish(grace=grace, limit=MAX_RESCHEDULES):
+        if time.monotonic() > deadline:
+            result.still_failing["time_budget"] += 1
+            continue
+        try:
+            moved = rescheduling.reschedule(
+                item.booking_id, start=item.start, end=item.end, requested_at=item.requested_at
+            )
+        except ClasscalError as error:
+            _still_failing(result, item.booking_id, error)
+            continue
+        except Exception:
+            _failed_unexpectedly(result, item.booking_id)
+            continue
+        if moved.get("outcome") == "rescheduled":
+            result.reschedules_finished += 1
 
 
 def _still_failing(result: MaintenanceResult, booking_id: str, error: ClasscalError) -> None:
@@ -372,3 +400,19 @@ def sync_guests(result: MaintenanceResult, deadline: float) -> None:
             continue
         if outcome.get("outcome") == "synced":
             result.guest_classes_synced += 1
+# --- 5. completion ---
+
+
+def complete_classes(result: MaintenanceResult, deadline: float) -> None:
+    """Mark the classes that took place ``completed`` (the platform reads it)."""
+    cutoff = datetime.now(UTC) - timedelta(minutes=get_config().complete_after_minutes)
+    for booking_id in completion.classes_to_complete(ended_before=cutoff, limit=MAX_COMPLETIONS):
+        if time.monotonic() > deadline:
+            break  # the next run carries on
+        marked = completion.complete_class(booking_id, ended_before=cutoff)
+        if marked is not None:
+            result.classes_completed += 1
+            log.info(
+                "class completed",
+                extra={"booking_id": booking_id, "activities_completed": marked},
+            )

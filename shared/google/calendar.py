@@ -154,7 +154,8 @@ def get_event(event_id: str) -> dict[str, Any]:
 
 
 def patch_event(event_id: str, body: dict[str, Any], *, send_updates: str) -> dict[str, Any]:
-    """events.patch: only the fields in ``body`` change (the conference is kept)."""
+    """events.patch: only the fields in ``body`` change (a class moved sends only start
+    and end, so its attendees, Meet conference and reminders stay as they are)."""
     return execute(
         lambda s: s.events().patch(
             calendarId=calendar_id(), eventId=event_id, body=body, sendUpdates=send_updates
