@@ -400,7 +400,9 @@ def sync_guests(result: MaintenanceResult, deadline: float) -> None:
             continue
         if outcome.get("outcome") == "synced":
             result.guest_classes_synced += 1
-# --- 5. completion ---
+
+
+# --- 6. completion ---
 
 
 def complete_classes(result: MaintenanceResult, deadline: float) -> None:
