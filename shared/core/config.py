@@ -56,6 +56,8 @@ class Config:
     hold_minutes: int
     mirror_max_age_minutes: int
     mirror_horizon_days: int
+    session_signing_key: str | None
+    sync_min_interval_seconds: float
 
     def require(self, name: str) -> str:
         """The value of an optional variable that this code path needs."""
@@ -166,6 +168,20 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
     return value
 
 
+MIN_SIGNING_KEY_LENGTH = 32
+
+
+def _signing_key(env: Mapping[str, str]) -> str | None:
+    key = _text(env, "SESSION_SIGNING_KEY")
+    if key is not None and len(key) < MIN_SIGNING_KEY_LENGTH:
+        # Never quote it: it is a secret.
+        raise ConfigError(
+            f"SESSION_SIGNING_KEY must be at least {MIN_SIGNING_KEY_LENGTH} characters "
+            f"(deploy.sh creates a random one), got {len(key)}"
+        )
+    return key
+
+
 def from_env(env: Mapping[str, str]) -> Config:
     """Parse and validate every variable; raise ConfigError naming the first bad one."""
     base_url = _url(env, "BASE_URL")
@@ -208,6 +224,8 @@ def from_env(env: Mapping[str, str]) -> Config:
         hold_minutes=_int(env, "HOLD_MINUTES", 15, 0, 24 * 60),
         mirror_max_age_minutes=_int(env, "MIRROR_MAX_AGE_MINUTES", 90, 1, 7 * 24 * 60),
         mirror_horizon_days=_int(env, "MIRROR_HORIZON_DAYS", 120, 90, 400),
+        session_signing_key=_signing_key(env),
+        sync_min_interval_seconds=_float(env, "SYNC_MIN_INTERVAL_SECONDS", 3.0, 0.0, 60.0),
     )
 
 
