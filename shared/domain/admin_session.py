@@ -170,8 +170,8 @@ def take_flow(params: Mapping[str, str], cookie: str | None, purpose: str) -> Fl
             "state_mismatch",
             400,
             "This sign-in link cannot be used",
-            "This answer from Google belongs to a sign-in this browser did not start (someone "
-            "may have sent you a link). Nothing was changed. Start again from classcal's page.",
+            "classcal did not start this sign-in in this browser (someone may have sent you "
+            "a link). Nothing was changed. Start again from classcal's page.",
         )
     return flow
 

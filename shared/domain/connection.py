@@ -403,8 +403,6 @@ def status() -> ConnectionStatus:
     Each verdict on the permission is recorded for ``healthy``."""
     result = _status()
     verdict = result.token_refreshes
-    if result.state == "not_connected":
-        verdict = False
     if verdict is not None:
         try:
             oauth_states.record_token_check(verdict)
