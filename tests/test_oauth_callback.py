@@ -51,6 +51,7 @@ SIGNING_KEY = "test-session-signing-key-0123456789abcdef"
 def session_key(env: pytest.MonkeyPatch) -> None:
     env.setenv("SESSION_SIGNING_KEY", SIGNING_KEY)
     reset_config()
+    connection.forget_checks()  # each test is a fresh instance
 
 
 @pytest.fixture

@@ -124,7 +124,7 @@ def complete(
     version = tokens.store_refresh_token(refresh_token)
     scopes = sorted(_granted_scopes(granted))
     oauth_states.record_connection(email, scopes, version, config.calendar_id)
-    _checked.clear()
+    forget_checks()
     upcoming, more, problem = _check_calendar(config, granted)
     if problem is None:
         _first_sync()
@@ -384,6 +384,11 @@ _checked = SingleFlightCache(max_entries=4)
 def checked_status() -> ConnectionStatus:
     """``status()``, checked with Google at most once a minute per instance."""
     return _checked.get("status", CHECK_TTL_SECONDS, status).value  # type: ignore[no-any-return]
+
+
+def forget_checks() -> None:
+    """Forget this instance's cached checks (a new connection; tests)."""
+    _checked.clear()
 
 
 def healthy() -> bool:
