@@ -410,8 +410,7 @@ def test_a_grant_with_extra_scopes_is_refused_stored_nowhere_and_not_revoked(
     query = parse_qs(urlsplit(own).query)
     rewritten = _rewrite(
         own,
-        scope=query["scope"][0]
-        + " https://www.googleapis.com/auth/drive https://mail.google.com/",
+        scope=query["scope"][0] + " https://www.googleapis.com/auth/drive https://mail.google.com/",
         include_granted_scopes="true",
     )
 

@@ -726,7 +726,7 @@ def test_status_when_connected(sandbox: Any, client: Any) -> None:
     document = status_json(client)
 
     body = text(page)
-    assert "Google connection: <span class=\"ok\">Connected" in body
+    assert 'Google connection: <span class="ok">Connected' in body
     assert ADMIN_EMAIL in body
     assert "Stored permission still works</dt><dd>yes" in body
     assert document["state"] == "connected"

@@ -181,22 +181,15 @@ def set_channel_state(channel_id: str, state: str, *, reason: str | None = None)
 
 
 def record_message(channel_id: str, number: int | None) -> None:
-    """Note a handled notification: its message number (kept at the highest) and time."""
+    """Note a handled notification: its message number (kept at the highest, by a
+    server-side maximum, so a burst of notifications does not contend) and time."""
     from google.cloud import firestore
 
-    ref = _channel_ref(channel_id)
-
-    @firestore.transactional
-    def note(transaction: Any) -> None:
-        data = ref.get(transaction=transaction).to_dict() or {}
-        fields: dict[str, Any] = {"lastNotificationAt": datetime.now(UTC)}
-        last = data.get("lastMessageNumber")
-        if number is not None and (not isinstance(last, int) or number > last):
-            fields["lastMessageNumber"] = number
-        transaction.update(ref, fields)
-
+    fields: dict[str, Any] = {"lastNotificationAt": datetime.now(UTC)}
+    if number is not None:
+        fields["lastMessageNumber"] = firestore.Maximum(number)
     with _firestore_call("record a notification"):
-        note(_db().transaction())
+        _channel_ref(channel_id).update(fields)
 
 
 def live_channels(calendar_id: str) -> list[Channel]:
