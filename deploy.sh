@@ -33,6 +33,7 @@ TF_FROM_ENV=(
   "base_url=BASE_URL"
 )
 OAUTH_CLIENT_SECRET_ID="${OAUTH_CLIENT_SECRET_ID:-classcal-oauth-client-secret}"
+SESSION_KEY_SECRET_ID="${SESSION_KEY_SECRET_ID:-classcal-session-signing-key}"
 
 tf_var_args=()
 collect_variables() {
@@ -52,6 +53,7 @@ collect_variables() {
     fi
   done
   tf_var_args+=(-var "oauth_client_secret_id=$OAUTH_CLIENT_SECRET_ID")
+  tf_var_args+=(-var "session_key_secret_id=$SESSION_KEY_SECRET_ID")
   if [ ${#missing[@]} -gt 0 ]; then
     printf 'deploy.sh: set these before deploying (README: "Deploying to Google Cloud"):\n' >&2
     printf '  %s\n' "${missing[@]}" >&2
@@ -103,6 +105,24 @@ then ./deploy.sh apply again"
   echo "deploy.sh: stored the OAuth client secret as a new version of $OAUTH_CLIENT_SECRET_ID" >&2
 }
 
+session_key_has_version() {
+  [ -n "$(gcloud secrets versions list "$SESSION_KEY_SECRET_ID" --project "$GOOGLE_CLOUD_PROJECT" \
+    --filter=state:ENABLED --limit=1 --format='value(name)' 2>/dev/null)" ]
+}
+
+# oauth_callback reads SESSION_SIGNING_KEY from Secret Manager when it starts. The key is
+# random, made here and piped straight to gcloud: never a Terraform variable or state.
+ensure_session_key() {
+  session_key_has_version && return 0
+  echo "deploy.sh: creating the console's session signing key in $SESSION_KEY_SECRET_ID" >&2
+  terraform -chdir=infra apply -input=false -auto-approve "${tf_var_args[@]}" \
+    -target=google_secret_manager_secret.session_key
+  command -v openssl >/dev/null 2>&1 || fail "openssl is needed to create the session signing key"
+  openssl rand -base64 48 | tr -d '\n' | gcloud secrets versions add "$SESSION_KEY_SECRET_ID" \
+    --project "$GOOGLE_CLOUD_PROJECT" --data-file=- >/dev/null
+  echo "deploy.sh: stored a new random session signing key" >&2
+}
+
 terraform_run() {
   local action="$1"
   shift
@@ -114,16 +134,19 @@ terraform_run() {
   if [ "$action" = plan ]; then
     client_secret_has_version ||
       echo "deploy.sh: note: $OAUTH_CLIENT_SECRET_ID has no version yet; ./deploy.sh apply asks for it" >&2
+    session_key_has_version ||
+      echo "deploy.sh: note: $SESSION_KEY_SECRET_ID has no version yet; ./deploy.sh apply creates one" >&2
     terraform -chdir=infra plan -input=false "${tf_var_args[@]}" "$@"
     return
   fi
   ensure_client_secret
+  ensure_session_key
   # No -input=false here: Terraform shows the plan and asks before changing anything.
   terraform -chdir=infra apply "${tf_var_args[@]}" "$@"
   echo
-  echo "Next: register google_redirect_uri in the OAuth client, then open oauth_start_url as the admin:"
+  echo "Next: register google_redirect_uri in the OAuth client, then open the console as the admin, sign in and press Connect Google:"
   terraform -chdir=infra output google_redirect_uri
-  terraform -chdir=infra output oauth_start_url
+  terraform -chdir=infra output console_url
 }
 
 [ $# -ge 1 ] || usage

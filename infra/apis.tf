@@ -11,6 +11,7 @@ locals {
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
+    "monitoring.googleapis.com", # the alert policies that email the admin (monitoring.tf)
     "pubsub.googleapis.com",
     "run.googleapis.com", # a 2nd gen function is a Cloud Run service
     "secretmanager.googleapis.com",

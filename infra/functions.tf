@@ -62,7 +62,7 @@ locals {
       public        = true
       firestore     = "readwrite"
       refresh_token = "rotate"
-      secrets       = ["AUTH_GOOGLE_SECRET"]
+      secrets       = ["AUTH_GOOGLE_SECRET", "SESSION_SIGNING_KEY"]
       environment   = { GOOGLE_REDIRECT_URI = local.google_redirect_uri }
       delivery      = null
       timeout       = 60

@@ -71,8 +71,14 @@ NEEDS = {
     ),
     # Busy slots come from the Firestore mirror: read-only Firestore, no token, no secret.
     "list_events": Needs("http", None, True, "read", "none", frozenset()),
+    # The console signs its session cookies with SESSION_SIGNING_KEY.
     "oauth_callback": Needs(
-        "http", None, True, "readwrite", "rotate", frozenset({"AUTH_GOOGLE_SECRET"})
+        "http",
+        None,
+        True,
+        "readwrite",
+        "rotate",
+        frozenset({"AUTH_GOOGLE_SECRET", "SESSION_SIGNING_KEY"}),
     ),
     "calendar_webhook": Needs(
         "http", None, True, "readwrite", "read", frozenset({"AUTH_GOOGLE_SECRET"})
@@ -376,7 +382,8 @@ def test_no_secret_is_a_plain_environment_variable(
 
     sources = expr(tf.locals["secret_environment_sources"])
     assert tf.locals["secret_environment_sources"] == {
-        "AUTH_GOOGLE_SECRET": "${google_secret_manager_secret.oauth_client.secret_id}"
+        "AUTH_GOOGLE_SECRET": "${google_secret_manager_secret.oauth_client.secret_id}",
+        "SESSION_SIGNING_KEY": "${google_secret_manager_secret.session_key.secret_id}",
     }
     assert "CALENDAR_API_KEY" not in sources  # busy slots never read Google any more
     function = module_tf.resource("google_cloudfunctions2_function", "this")
