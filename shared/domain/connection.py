@@ -104,10 +104,12 @@ def complete(
             "Only the signed-in admin may connect Google, from the browser that started it. "
             "Nothing was changed. Sign in on classcal's page and choose Reconnect Google.",
         )
-    _spend(flow)
     if params.get("error"):
+        # Spend the state anyway, so the same link cannot be replayed with a code later.
+        _spend(flow)
         raise google_error(params["error"])
-    code = admin_session.code_of(params)
+    code = admin_session.code_of(params)  # a malformed answer spends nothing
+    _spend(flow)
     try:
         granted = oauth.exchange(config, flow.verifier, code, config.require("GOOGLE_REDIRECT_URI"))
     except oauth.CodeRejected:
@@ -405,10 +407,12 @@ def _healthy() -> tuple[bool]:
 
 def status() -> ConnectionStatus:
     """Whether a token is stored and still refreshes (it tries), and who connected it.
-    Each verdict on the permission is recorded for ``healthy``."""
-    result = _status()
+    A verdict on the permission that differs from the recorded one is recorded, for
+    ``healthy``."""
+    record = oauth_states.read_connection()
+    result = _status(record)
     verdict = result.token_refreshes
-    if verdict is not None:
+    if verdict is not None and record.get("tokenWorks") is not verdict:
         try:
             oauth_states.record_token_check(verdict)
         except TransientError:
@@ -416,9 +420,8 @@ def status() -> ConnectionStatus:
     return result
 
 
-def _status() -> ConnectionStatus:
+def _status(record: dict[str, Any]) -> ConnectionStatus:
     config = get_config()
-    record = oauth_states.read_connection()
     described: dict[str, Any] = {
         "email": record.get("email"),
         "connected_at": record.get("connectedAt"),
