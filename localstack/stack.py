@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,8 @@ def start(
             "GOOGLE_SANDBOX_URL": stack.sandbox.url,
             "AUTH_GOOGLE_ID": CLIENT_ID,
             "AUTH_GOOGLE_SECRET": CLIENT_SECRET,
+            # A fresh random key per local stack: signs the console's cookies.
+            "SESSION_SIGNING_KEY": secrets.token_urlsafe(32),
             "ADMIN_EMAIL": ADMIN_EMAIL,
             "GOOGLE_REDIRECT_URI": redirect_uri,
             "CALENDAR_ID": "primary",

@@ -435,7 +435,8 @@ def _status(record: dict[str, Any]) -> ConnectionStatus:
             state="not_connected",
             secret_version=None,
             token_refreshes=None,
-            problem="No Google account is connected. The admin must open the start link.",
+            problem="No Google account is connected. Sign in to the console and press "
+            "Connect Google.",
             **described,
         )
     except TransientError:
@@ -454,7 +455,7 @@ def _status(record: dict[str, Any]) -> ConnectionStatus:
             secret_version=stored.version,
             token_refreshes=False,
             problem="Google no longer accepts the stored permission (it was withdrawn or "
-            "expired). The admin must open the start link again.",
+            "expired). Press Reconnect Google in the console.",
             **described,
         )
     if checked == tokens.UNCHECKED:

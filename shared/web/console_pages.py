@@ -2,7 +2,8 @@
 
 Like ``shared.web.pages``, every value is escaped and a page loads nothing (no script,
 image, font or stylesheet): its Content-Security-Policy allows only its own inline
-style, pinned by hash, and forms posting back to this function (``form-action 'self'``).
+style, pinned by hash, and forms posting back to this function (``form-action 'self'``,
+plus Google's consent origin, where "Connect Google" is redirected).
 Each form carries the session's CSRF token. Built for a phone first: one column, no
 tables wider than the screen.
 """
@@ -14,10 +15,12 @@ import hashlib
 import html
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from shared.domain import console
 from shared.domain.connection import ConnectionStatus
+from shared.google import clients
 from shared.stores.attention import Problem
 from shared.web import pages
 
@@ -33,10 +36,17 @@ _STYLE = (
 )
 _STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
 
-CONTENT_SECURITY_POLICY = (
-    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
+
+def content_security_policy() -> str:
+    """Forms post back to this function only; "Connect Google" answers that post with a
+    redirect to Google's consent page, and browsers check form-action on redirects too,
+    so Google's authorization origin is allowed as well."""
+    parts = urlsplit(clients.endpoints().auth_uri)
+    return (
+        f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; base-uri 'none'; "
+        f"form-action 'self' {parts.scheme}://{parts.netloc}; frame-ancestors 'none'"
+    )
+
 
 e = html.escape
 
@@ -59,7 +69,7 @@ def _document(title: str, body: str, *, status: int = 200) -> pages.Answer:
         status=status,
         body=text,
         content_type="text/html; charset=utf-8",
-        headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY},
+        headers={"Content-Security-Policy": content_security_policy()},
     )
 
 
