@@ -34,6 +34,7 @@ TF_FROM_ENV=(
   "base_url=BASE_URL"
 )
 OAUTH_CLIENT_SECRET_ID="${OAUTH_CLIENT_SECRET_ID:-classcal-oauth-client-secret}"
+SESSION_KEY_SECRET_ID="${SESSION_KEY_SECRET_ID:-classcal-session-signing-key}"
 
 # How the functions reach Google Calendar: oauth (the admin's refresh token, the default)
 # or service_account (domain-wide delegation, keyless). From GOOGLE_AUTH_MODE, else
@@ -76,6 +77,7 @@ collect_variables() {
   fi
   tf_var_args+=(-var "mercadopago_access_token_secret_id=$MERCADOPAGO_ACCESS_TOKEN_SECRET_ID")
   tf_var_args+=(-var "mercadopago_webhook_secret_id=$MERCADOPAGO_WEBHOOK_SECRET_ID")
+  tf_var_args+=(-var "session_key_secret_id=$SESSION_KEY_SECRET_ID")
   if [ ${#missing[@]} -gt 0 ]; then
     printf 'deploy.sh: set these before deploying (docs/operations.md: "Deploying to Google Cloud"):\n' >&2
     printf '  %s\n' "${missing[@]}" >&2
@@ -156,6 +158,24 @@ ensure_client_secret() {
   fi
 }
 
+session_key_has_version() {
+  [ -n "$(gcloud secrets versions list "$SESSION_KEY_SECRET_ID" --project "$GOOGLE_CLOUD_PROJECT" \
+    --filter=state:ENABLED --limit=1 --format='value(name)' 2>/dev/null)" ]
+}
+
+# oauth_callback reads SESSION_SIGNING_KEY from Secret Manager when it starts. The key is
+# random, made here and piped straight to gcloud: never a Terraform variable or state.
+ensure_session_key() {
+  session_key_has_version && return 0
+  echo "deploy.sh: creating the console's session signing key in $SESSION_KEY_SECRET_ID" >&2
+  terraform -chdir=infra apply -input=false -auto-approve "${tf_var_args[@]}" \
+    -target=google_secret_manager_secret.session_key
+  command -v openssl >/dev/null 2>&1 || fail "openssl is needed to create the session signing key"
+  openssl rand -base64 48 | tr -d '\n' | gcloud secrets versions add "$SESSION_KEY_SECRET_ID" \
+    --project "$GOOGLE_CLOUD_PROJECT" --data-file=- >/dev/null
+  echo "deploy.sh: stored a new random session signing key" >&2
+}
+
 terraform_run() {
   local action="$1"
   shift
@@ -173,11 +193,14 @@ terraform_run() {
           echo "deploy.sh: note: $id has no version yet; ./deploy.sh apply asks for it" >&2
       done
     fi
+    session_key_has_version ||
+      echo "deploy.sh: note: $SESSION_KEY_SECRET_ID has no version yet; ./deploy.sh apply creates one" >&2
     terraform -chdir=infra plan -input=false "${tf_var_args[@]}" "$@"
     return
   fi
   # service_account mode: no function reads the OAuth client secret.
   [ "$AUTH_MODE" = service_account ] || ensure_client_secret
+  ensure_session_key
   # No -input=false here: Terraform shows the plan and asks before changing anything.
   terraform -chdir=infra apply "${tf_var_args[@]}" "$@"
   echo
@@ -188,9 +211,9 @@ terraform_run() {
     terraform -chdir=infra output delegation_scope
     return
   fi
-  echo "Next: register google_redirect_uri in the OAuth client, then open oauth_start_url as the admin:"
+  echo "Next: register google_redirect_uri in the OAuth client, then open the console as the admin, sign in and press Connect Google:"
   terraform -chdir=infra output google_redirect_uri
-  terraform -chdir=infra output oauth_start_url
+  terraform -chdir=infra output console_url
   if mercadopago_enabled; then
     echo "Then set this as the Webhooks URL of the MercadoPago application (events: Payments):"
     terraform -chdir=infra output payment_webhook_url

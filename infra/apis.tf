@@ -12,6 +12,7 @@ locals {
     "iam.googleapis.com",
     "iamcredentials.googleapis.com", # signJwt, for keyless delegation (service_account mode)
     "logging.googleapis.com",
+    "monitoring.googleapis.com", # the alert policies that email the admin (monitoring.tf)
     "pubsub.googleapis.com",
     "run.googleapis.com", # a 2nd gen function is a Cloud Run service
     "secretmanager.googleapis.com",

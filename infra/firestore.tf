@@ -84,3 +84,29 @@ resource "google_firestore_field" "join_attempts_ttl" {
 
   depends_on = [google_firestore_database.main]
 }
+
+# The admin's console lists bookings that need a person, newest first
+# (shared/stores/attention.py: schedulingState in [waiting, failed], ordered by
+# schedulingUpdatedAt descending, then by id).
+resource "google_firestore_index" "bookings_needing_a_person" {
+  project    = var.project_id
+  database   = local.firestore_database
+  collection = "virtualClasses"
+
+  fields {
+    field_path = "schedulingState"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "schedulingUpdatedAt"
+    order      = "DESCENDING"
+  }
+
+  fields {
+    field_path = "__name__"
+    order      = "DESCENDING"
+  }
+
+  depends_on = [google_firestore_database.main]
+}

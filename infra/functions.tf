@@ -94,7 +94,7 @@ locals {
       public        = true
       firestore     = "readwrite"
       refresh_token = "rotate"
-      secrets       = ["AUTH_GOOGLE_SECRET"]
+      secrets       = ["AUTH_GOOGLE_SECRET", "SESSION_SIGNING_KEY"]
       publishes     = []
       environment   = { GOOGLE_REDIRECT_URI = local.google_redirect_uri }
       delivery      = null

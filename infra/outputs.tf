@@ -9,8 +9,13 @@ output "google_redirect_uri" {
 }
 
 output "oauth_start_url" {
-  description = "Open this as the admin to connect the school's Google account."
-  value       = "${local.functions_base_url}/oauth_callback/start"
+  description = "The admin's console: open it as the admin, sign in with Google and press Connect Google (a connection starts only from a signed-in console)."
+  value       = local.console_url
+}
+
+output "console_url" {
+  description = "The admin's console (oauth_callback): sign in with Google to see the connection and the bookings that need a person."
+  value       = local.console_url
 }
 
 output "busy_slots_url" {

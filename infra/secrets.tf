@@ -59,10 +59,27 @@ resource "google_secret_manager_secret" "mercadopago_webhook" {
   depends_on = [google_project_service.apis]
 }
 
+# The key that signs the admin's session cookie, the OAuth flow cookie and the CSRF
+# tokens, injected into oauth_callback as SESSION_SIGNING_KEY. ./deploy.sh apply adds
+# a random version when the secret has none; a new version signs the admin out.
+resource "google_secret_manager_secret" "session_key" {
+  project   = var.project_id
+  secret_id = var.session_key_secret_id
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
 locals {
   # Environment variable => the secret it is read from.
   secret_environment_sources = merge(
-    { AUTH_GOOGLE_SECRET = google_secret_manager_secret.oauth_client.secret_id },
+    {
+      AUTH_GOOGLE_SECRET  = google_secret_manager_secret.oauth_client.secret_id
+      SESSION_SIGNING_KEY = google_secret_manager_secret.session_key.secret_id
+    },
     var.mercadopago_enabled ? {
       MERCADOPAGO_ACCESS_TOKEN   = one(google_secret_manager_secret.mercadopago_access_token[*].secret_id)
       MERCADOPAGO_WEBHOOK_SECRET = one(google_secret_manager_secret.mercadopago_webhook[*].secret_id)

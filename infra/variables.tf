@@ -165,6 +165,17 @@ variable "mercadopago_webhook_secret_id" {
   }
 }
 
+variable "session_key_secret_id" {
+  type        = string
+  description = "Secret Manager secret holding the console's session signing key (SESSION_SIGNING_KEY). Terraform creates it empty; ./deploy.sh apply adds a random value with gcloud, so it never enters Terraform state."
+  default     = "classcal-session-signing-key"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.session_key_secret_id))
+    error_message = "session_key_secret_id must be a Secret Manager id: letters, digits, - and _."
+  }
+}
+
 variable "payments_publishers" {
   type        = list(string)
   description = "IAM members allowed to publish approved payments to the payments topic, e.g. the site's service account (serviceAccount:site@other-project.iam.gserviceaccount.com)."

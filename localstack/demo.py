@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.parse
 import uuid
@@ -68,24 +69,68 @@ class _FormParser(HTMLParser):
                 self.buttons[key] = ("", "")
 
 
-def connect_admin(stack: Stack) -> str:
-    """Connect Google as the admin would: /start, Allow on the consent page, /callback."""
-    oauth = stack.functions.get("oauth_callback")
-    if oauth is None:
-        raise DemoFailed("there is no oauth_callback function to connect Google with")
-    session = requests.Session()
-    consent = session.get(f"{oauth.url}/start", timeout=30)
-    if consent.status_code != 200 or "<form" not in consent.text:
-        raise DemoFailed(f"/start did not lead to a consent page (HTTP {consent.status_code})")
+class _Browser:
+    """Follows redirects and keeps cookies as a browser does on 127.0.0.1 (requests
+    never sends a Secure cookie over plain HTTP, and the console's are __Host-)."""
+
+    def __init__(self) -> None:
+        self.cookies: dict[str, dict[str, str]] = {}
+
+    def open(self, method: str, url: str, **options: Any) -> requests.Response:
+        for _ in range(10):
+            host = urllib.parse.urlsplit(url).netloc
+            jar = self.cookies.setdefault(host, {})
+            header = "; ".join(f"{k}={v}" for k, v in jar.items())
+            response = requests.request(
+                method,
+                url,
+                headers={"Cookie": header} if header else {},
+                allow_redirects=False,
+                timeout=30,
+                **options,
+            )
+            for value in response.raw.headers.getlist("Set-Cookie"):
+                name, _, rest = value.partition("=")
+                if "Max-Age=0" in value:
+                    jar.pop(name, None)
+                else:
+                    jar[name] = rest.split(";", 1)[0]
+            if response.status_code not in (301, 302, 303, 307):
+                response.url = url
+                return response
+            url = urllib.parse.urljoin(url, response.headers["Location"])
+            method, options = "GET", {}
+        raise DemoFailed(f"too many redirects from {url}")
+
+
+def _consent(browser: _Browser, page: requests.Response) -> requests.Response:
+    if page.status_code != 200 or "<form" not in page.text:
+        raise DemoFailed(f"no consent page (HTTP {page.status_code})")
     form = _FormParser()
-    form.feed(consent.text)
+    form.feed(page.text)
     if form.action is None or "allow" not in form.buttons:
         raise DemoFailed("the consent page has no form with an Allow button")
     data = list(form.fields)
     name, value = form.buttons["allow"]
     if name:
         data.append((name, value))
-    result = session.post(urllib.parse.urljoin(consent.url, form.action), data=data, timeout=30)
+    return browser.open("POST", urllib.parse.urljoin(page.url, form.action), data=data)
+
+
+def connect_admin(stack: Stack) -> str:
+    """Connect Google as the admin would: sign in to the console, press Connect Google,
+    Allow on the consent page, back to /callback."""
+    oauth = stack.functions.get("oauth_callback")
+    if oauth is None:
+        raise DemoFailed("there is no oauth_callback function to connect Google with")
+    browser = _Browser()
+    console = _consent(browser, browser.open("GET", f"{oauth.url}/signin"))
+    csrf = re.search(r'name="csrf" value="([^"]+)"', console.text)
+    if console.status_code != 200 or csrf is None:
+        raise DemoFailed(f"signing in did not open the console (HTTP {console.status_code})")
+    result = _consent(
+        browser, browser.open("POST", f"{oauth.url}/start", data={"csrf": csrf.group(1)})
+    )
     if result.status_code != 200:
         raise DemoFailed(f"the OAuth callback answered HTTP {result.status_code}")
     return ADMIN_EMAIL

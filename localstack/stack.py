@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,6 +214,8 @@ def start(
             MERCADOPAGO_API_URL=stack.sandbox.url,
             MERCADOPAGO_ACCESS_TOKEN=MERCADOPAGO_ACCESS_TOKEN,
             MERCADOPAGO_WEBHOOK_SECRET=MERCADOPAGO_WEBHOOK_SECRET,
+            # A fresh random key per local stack: signs the console's cookies.
+            SESSION_SIGNING_KEY=secrets.token_urlsafe(32),
             **delegated,
             **(extra_env or {}),
         )

@@ -72,8 +72,14 @@ NEEDS = {
     "create_event": Needs("pubsub", "payments", False, "readwrite", "read", REFUNDER_SECRETS),
     # Busy slots come from the Firestore mirror: read-only Firestore, no token, no secret.
     "list_events": Needs("http", None, True, "read", "none", frozenset()),
+    # The console signs its session cookies with SESSION_SIGNING_KEY.
     "oauth_callback": Needs(
-        "http", None, True, "readwrite", "rotate", frozenset({"AUTH_GOOGLE_SECRET"})
+        "http",
+        None,
+        True,
+        "readwrite",
+        "rotate",
+        frozenset({"AUTH_GOOGLE_SECRET", "SESSION_SIGNING_KEY"}),
     ),
     "calendar_webhook": Needs(
         "http", None, True, "readwrite", "read", frozenset({"AUTH_GOOGLE_SECRET"})
@@ -420,6 +426,7 @@ def test_no_secret_is_a_plain_environment_variable(
 
     sources = expr(tf.locals["secret_environment_sources"])
     assert "AUTH_GOOGLE_SECRET = google_secret_manager_secret.oauth_client.secret_id" in sources
+    assert "SESSION_SIGNING_KEY = google_secret_manager_secret.session_key.secret_id" in sources
     # MercadoPago's two secrets exist only with var.mercadopago_enabled.
     for env_name, resource in (
         ("MERCADOPAGO_ACCESS_TOKEN", "mercadopago_access_token"),
@@ -431,6 +438,7 @@ def test_no_secret_is_a_plain_environment_variable(
         )
     assert set(re.findall(r"\b([A-Z][A-Z0-9_]+) =", sources)) == {
         "AUTH_GOOGLE_SECRET",
+        "SESSION_SIGNING_KEY",
         "MERCADOPAGO_ACCESS_TOKEN",
         "MERCADOPAGO_WEBHOOK_SECRET",
     }

@@ -82,7 +82,10 @@ def function_server(
     sandbox.register_client(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI, redirect_uri])
     server = processes.start_function(
         "oauth_callback",
-        env={"GOOGLE_REDIRECT_URI": redirect_uri},
+        env={
+            "GOOGLE_REDIRECT_URI": redirect_uri,
+            "SESSION_SIGNING_KEY": "browser-test-session-signing-key-0123456789",
+        },
         log_dir=tmp_path,
         port=port,
     )
@@ -107,7 +110,15 @@ def test_admin_connects_in_a_real_browser(
     with headless_chromium(chromium, tmp_path) as browser:
         wait = WebDriverWait(browser, 30)
         try:
-            browser.get(f"{function_server.url}/start")
+            # Sign in first (only the signed-in admin may connect), then Connect Google.
+            browser.get(f"{function_server.url}/")
+            wait.until(expected_conditions.element_to_be_clickable((By.ID, "sign-in"))).click()
+            wait.until(expected_conditions.element_to_be_clickable((By.ID, "allow"))).click()
+            wait.until(
+                expected_conditions.element_to_be_clickable(
+                    (By.XPATH, "//button[text()='Connect Google']")
+                )
+            ).click()
             wait.until(expected_conditions.element_to_be_clickable((By.ID, "allow")))
             consent_url = browser.current_url
             hinted_email = browser.find_element(By.ID, "email").get_attribute("value")

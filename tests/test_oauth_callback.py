@@ -45,9 +45,43 @@ def oauthlib_env(env: pytest.MonkeyPatch) -> None:
         env.delenv(name)
 
 
+SIGNING_KEY = "test-session-signing-key-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def session_key(env: pytest.MonkeyPatch) -> None:
+    env.setenv("SESSION_SIGNING_KEY", SIGNING_KEY)
+    reset_config()
+    connection.forget_checks()  # each test is a fresh instance
+
+
 @pytest.fixture
 def client(firestore: Any) -> Any:
     return functions_framework.create_app("oauth_callback", str(SOURCE)).test_client()
+
+
+def flow_cookie(client: Any) -> str | None:
+    found = client.get_cookie("__Host-classcal-flow")
+    return found.value if found else None
+
+
+def session_cookie(client: Any) -> str | None:
+    found = client.get_cookie("__Host-classcal-session")
+    return found.value if found else None
+
+
+def sign_in(client: Any, email: str = ADMIN_EMAIL) -> Any:
+    """Sign in through the sandbox's consent page; the callback's answer."""
+    response = client.get("/signin")
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client.get(local_path(consent(response.headers["Location"], email=email)))
+
+
+def csrf_of(client: Any) -> str:
+    page = client.get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
 
 
 @pytest.fixture
@@ -106,7 +140,10 @@ def local_path(url: str) -> str:
 
 
 def start(client: Any) -> str:
-    response = client.get("/start")
+    """Sign in (once) and press "Reconnect Google": Google's consent URL."""
+    if session_cookie(client) is None:
+        assert sign_in(client).status_code == 303
+    response = client.post("/start", data={"csrf": csrf_of(client)})
     assert response.status_code == 302, response.get_data(as_text=True)
     return response.headers["Location"]
 
@@ -116,6 +153,45 @@ def connect(client: Any, **consent_options: Any) -> tuple[Any, str]:
     callback_url = consent(start(client), **consent_options)
     assert callback_url.startswith(REDIRECT_URI), callback_url
     return client.get(local_path(callback_url)), callback_url
+
+
+class Browser:
+    """Cookies kept by hand over plain HTTP (requests never sends a Secure cookie there,
+    which browsers do for 127.0.0.1)."""
+
+    def __init__(self) -> None:
+        self.cookies: dict[str, str] = {}
+
+    def open(self, method: str, url: str, **options: Any) -> Any:
+        header = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        response = requests.request(
+            method,
+            url,
+            headers={"Cookie": header} if header else {},
+            allow_redirects=False,
+            timeout=30,
+            **options,
+        )
+        for value in response.raw.headers.getlist("Set-Cookie"):
+            name, _, rest = value.partition("=")
+            content = rest.split(";", 1)[0]
+            if "Max-Age=0" in value:
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = content
+        return response
+
+
+def connect_over_http(base: str, email: str = ADMIN_EMAIL) -> Any:
+    """Sign in and connect against a running server; the callback's answer."""
+    browser = Browser()
+    signin = browser.open("GET", f"{base}/signin")
+    assert browser.open("GET", consent(signin.headers["Location"])).status_code == 303
+    page = browser.open("GET", f"{base}/").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf, page
+    started = browser.open("POST", f"{base}/start", data={"csrf": csrf.group(1)})
+    return browser.open("GET", consent(started.headers["Location"], email=email))
 
 
 def text(response: Any) -> str:
@@ -197,14 +273,20 @@ def requests_count(sandbox: Any, name: str) -> int:
 # --- /start --------------------------------------------------------------------------------
 
 
-def test_start_redirects_to_consent_with_pkce_and_keeps_the_verifier_server_side(
+def test_start_redirects_to_consent_with_pkce_and_keeps_the_verifier_in_a_signed_cookie(
     sandbox: Any, client: Any, firestore: Any
 ) -> None:
-    response = client.get("/start")
+    from shared.core import signing
+
+    assert sign_in(client).status_code == 303
+    response = client.post("/start", data={"csrf": csrf_of(client)})
 
     assert response.status_code == 302
     assert_safe_page(response)
-    assert "Set-Cookie" not in response.headers
+    [set_cookie] = response.headers.getlist("Set-Cookie")
+    assert set_cookie.startswith("__Host-classcal-flow=")
+    for attribute in ("Path=/", "Secure", "HttpOnly", "SameSite=Lax", "Max-Age=600"):
+        assert attribute in set_cookie
     location = response.headers["Location"]
     assert location.startswith(clients.endpoints().auth_uri + "?")
     query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
@@ -217,18 +299,18 @@ def test_start_redirects_to_consent_with_pkce_and_keeps_the_verifier_server_side
     assert query["login_hint"] == ADMIN_EMAIL
     assert query["code_challenge_method"] == "S256"
     assert "include_granted_scopes" not in query
-    stored = (
-        firestore.collection("oauthStates")
-        .document(hashlib.sha256(query["state"].encode()).hexdigest())
-        .get()
-        .to_dict()
-    )
-    verifier = stored["codeVerifier"]
+    key = signing.derive_key(SIGNING_KEY.encode(), "classcal-oauth-flow")
+    stored = signing.unseal(flow_cookie(client), key, "classcal-oauth-flow")
+    assert stored is not None
+    assert stored["s"] == query["state"]
+    verifier = stored["v"]
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
     assert challenge.decode().rstrip("=") == query["code_challenge"]
-    lifetime = stored["expiresAt"] - datetime.now(UTC)
+    lifetime = datetime.fromtimestamp(stored["exp"], UTC) - datetime.now(UTC)
     assert timedelta(minutes=9) < lifetime <= timedelta(minutes=10)
     assert verifier not in text(response)
+    # Starting a flow writes nothing: the state lives in the browser's signed cookie.
+    assert list(firestore.collection("oauthStates").stream()) == []
 
 
 def test_each_start_gets_its_own_state(sandbox: Any, client: Any) -> None:
@@ -243,7 +325,8 @@ def test_start_outside_sandbox_mode_points_at_google_over_strict_transport(
 ) -> None:
     import os
 
-    location = start(client)
+    response = client.get("/signin")  # the start of every flow: sign-in comes first
+    location = response.headers["Location"]
 
     assert location.startswith("https://accounts.google.com/o/oauth2/v2/auth?")
     assert "OAUTHLIB_INSECURE_TRANSPORT" not in os.environ
@@ -328,18 +411,21 @@ def test_wrong_account_gets_403_nothing_stored_and_the_grant_revoked(
         pytest.param({"email_verified": False}, id="email-unverified"),
     ],
 )
-def test_tampered_id_token_is_refused_and_revoked(
+def test_tampered_id_token_is_refused_and_nothing_revoked(
     sandbox: Any, client: Any, firestore: Any, knobs: dict[str, Any]
 ) -> None:
+    authorize_url = start(client)  # signed in before the id_tokens are tampered with
     sandbox.set_oauth(id_token=knobs)
 
-    response, _ = connect(client)
+    response = client.get(local_path(consent(authorize_url)))
 
     assert response.status_code == 403, text(response)
     assert_safe_page(response)
     assert "could not be confirmed" in text(response)
     assert_nothing_stored(firestore)
-    assert requests_count(sandbox, "oauth.revoke") == 1
+    # Not revoked: an unverified identity may be the admin's own grant, and revoking it
+    # would withdraw the admin's stored connection at Google too.
+    assert requests_count(sandbox, "oauth.revoke") == 0
 
 
 def test_unticked_calendar_scope_says_to_tick_it_and_keeps_the_earlier_connection(
@@ -412,7 +498,8 @@ def test_forged_state_is_refused_before_any_token_exchange(
     assert response.status_code == 400
     assert_safe_page(response)
     assert "did not start this sign-in" in text(response)
-    assert requests_count(sandbox, "oauth.token.authorization_code") == 0
+    # Only the admin's sign-in exchanged a code; the connect callback exchanged none.
+    assert requests_count(sandbox, "oauth.token.authorization_code") == 1
     assert_nothing_stored(firestore)
 
 
@@ -424,19 +511,34 @@ def test_malformed_state_is_refused(sandbox: Any, client: Any, state: str) -> No
     assert "<script>" not in text(response)
 
 
+def reseal_flow(client: Any, **changes: Any) -> None:
+    """Put the flow cookie back signed with the real key, with some values changed."""
+    import time
+
+    from shared.core import signing
+
+    key = signing.derive_key(SIGNING_KEY.encode(), "classcal-oauth-flow")
+    payload = signing.unseal(flow_cookie(client), key, "classcal-oauth-flow")
+    assert payload is not None
+    issued = changes.pop("issued", time.time())
+    payload = {k: v for k, v in payload.items() if k not in ("iat", "exp")} | changes
+    value = signing.seal(payload, key, "classcal-oauth-flow", 600, now=issued)
+    client.set_cookie("__Host-classcal-flow", value, secure=True, httponly=True)
+
+
 def test_expired_state_is_refused(sandbox: Any, client: Any, firestore: Any) -> None:
+    import time
+
     authorize_url = start(client)
-    state = parse_qs(urlsplit(authorize_url).query)["state"][0]
-    firestore.collection("oauthStates").document(hashlib.sha256(state.encode()).hexdigest()).update(
-        {"expiresAt": datetime.now(UTC) - timedelta(seconds=1)}
-    )
+    reseal_flow(client, issued=time.time() - 601)
     callback_url = consent(authorize_url)
 
     response = client.get(local_path(callback_url))
 
     assert response.status_code == 400
     assert "ten minutes" in text(response)
-    assert requests_count(sandbox, "oauth.token.authorization_code") == 0
+    # Only the admin's sign-in exchanged a code; the connect callback exchanged none.
+    assert requests_count(sandbox, "oauth.token.authorization_code") == 1
     assert_nothing_stored(firestore)
 
 
@@ -449,7 +551,8 @@ def test_replayed_callback_is_refused(sandbox: Any, client: Any, firestore: Any)
     assert replay.status_code == 400
     assert "already used" in text(replay)
     assert versions() == [(1, "ENABLED")]
-    assert requests_count(sandbox, "oauth.token.authorization_code") == 1
+    # The sign-in's exchange and the first callback's; the replay exchanged none.
+    assert requests_count(sandbox, "oauth.token.authorization_code") == 2
 
 
 def test_used_state_keeps_no_verifier(sandbox: Any, client: Any, firestore: Any) -> None:
@@ -474,10 +577,7 @@ def test_the_code_is_exchanged_with_the_stored_verifier(
     # A different verifier than the one behind the challenge: Google (the sandbox)
     # must refuse the exchange, which proves the verifier is what the callback sends.
     authorize_url = start(client)
-    state = parse_qs(urlsplit(authorize_url).query)["state"][0]
-    firestore.collection("oauthStates").document(hashlib.sha256(state.encode()).hexdigest()).update(
-        {"codeVerifier": "x" * 64}
-    )
+    reseal_flow(client, v="x" * 64)
 
     response = client.get(local_path(consent(authorize_url)))
 
@@ -487,7 +587,9 @@ def test_the_code_is_exchanged_with_the_stored_verifier(
 
 
 def test_missing_code_is_refused(sandbox: Any, client: Any) -> None:
-    response = client.get("/callback?state=" + "A" * 43)
+    state = parse_qs(urlsplit(start(client)).query)["state"][0]
+
+    response = client.get("/callback?state=" + state)
 
     assert response.status_code == 400
     assert "incomplete" in text(response)
@@ -568,8 +670,7 @@ def test_second_connection_replaces_the_token_and_a_running_instance_picks_it_up
         "oauth_callback", env={"GOOGLE_REDIRECT_URI": other_redirect}, log_dir=tmp_path, port=port
     )
     try:
-        started = requests.get(f"{server.url}/start", allow_redirects=False, timeout=10)
-        done = requests.get(consent(started.headers["Location"]), timeout=30)
+        done = connect_over_http(server.url)
     finally:
         server.stop()
     assert done.status_code == 200, done.text
@@ -599,6 +700,9 @@ def test_second_connection_replaces_the_token_and_a_running_instance_picks_it_up
 
 
 def status_json(client: Any) -> dict[str, Any]:
+    """The signed-in admin's status document (anonymous visitors get only "connected")."""
+    if session_cookie(client) is None:
+        assert sign_in(client).status_code == 303
     response = client.get("/", headers={"Accept": "application/json"})
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/json")
@@ -607,12 +711,12 @@ def status_json(client: Any) -> dict[str, Any]:
 
 
 def test_status_when_not_connected(sandbox: Any, client: Any) -> None:
-    page = client.get("/", headers={"Accept": "text/html"})
     document = status_json(client)
+    page = client.get("/", headers={"Accept": "text/html"})
 
     assert page.status_code == 200
     assert_safe_page(page)
-    assert "is not connected" in text(page)
+    assert "Not connected" in text(page)
     assert document["state"] == "not_connected"
     assert document["connected"] is False
     assert document["email"] is None
@@ -627,7 +731,7 @@ def test_status_when_connected(sandbox: Any, client: Any) -> None:
     document = status_json(client)
 
     body = text(page)
-    assert "classcal is connected to Google" in body
+    assert 'Google connection: <span class="ok">Connected' in body
     assert ADMIN_EMAIL in body
     assert "Stored permission still works</dt><dd>yes" in body
     assert document["state"] == "connected"
@@ -636,8 +740,8 @@ def test_status_when_connected(sandbox: Any, client: Any) -> None:
     assert document["tokenRefreshes"] is True
     since = datetime.fromisoformat(document["connectedAt"])
     assert abs(since - datetime.now(UTC)) < timedelta(minutes=1)
-    # It really tries: one refresh per status request.
-    assert requests_count(sandbox, "oauth.token.refresh_token") == refreshes_before + 2
+    # It really tries, at most once a minute per instance: both requests, one refresh.
+    assert requests_count(sandbox, "oauth.token.refresh_token") == refreshes_before + 1
     stored = tokens.read_refresh_token().refresh_token
     assert stored not in body
     assert stored not in json.dumps(document)
@@ -651,7 +755,7 @@ def test_status_when_the_token_was_revoked(sandbox: Any, client: Any) -> None:
     page = client.get("/")
     document = status_json(client)
 
-    assert "must be reconnected" in text(page)
+    assert "Must be reconnected" in text(page)
     assert "Stored permission still works</dt><dd>no" in text(page)
     assert document["state"] == "reconnect_required"
     assert document["connected"] is False
@@ -692,7 +796,7 @@ def test_status_when_the_token_endpoint_is_down(sandbox: Any, client: Any) -> No
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
 def test_only_get_and_head_are_allowed(sandbox: Any, client: Any, method: str) -> None:
-    response = client.open("/start", method=method)
+    response = client.open("/callback", method=method)
 
     assert response.status_code == 405
     assert response.headers["Allow"] == "GET, HEAD"
@@ -723,7 +827,7 @@ def test_missing_setting_gives_503_page_naming_nothing_secret(
     env.delenv("AUTH_GOOGLE_SECRET")
     reset_config()
 
-    response = client.get("/start")
+    response = client.get("/signin")
 
     assert response.status_code == 503
     assert_safe_page(response)
@@ -748,14 +852,12 @@ def test_no_token_code_or_secret_in_any_body_or_log_line(
         bodies.append(json.dumps(dict(response.headers)))
 
     # A good flow, a replay, a wrong account, a refused id_token, a status of each kind.
+    from shared.core import signing
+
     authorize_url = start(client)
-    state = parse_qs(urlsplit(authorize_url).query)["state"][0]
-    verifier = (
-        firestore.collection("oauthStates")
-        .document(hashlib.sha256(state.encode()).hexdigest())
-        .get()
-        .to_dict()["codeVerifier"]
-    )
+    key = signing.derive_key(SIGNING_KEY.encode(), "classcal-oauth-flow")
+    verifier = signing.unseal(flow_cookie(client), key, "classcal-oauth-flow")["v"]  # type: ignore[index]
+    secrets.append(session_cookie(client) or "")
     callback_url = consent(authorize_url)
     secrets += [verifier, parse_qs(urlsplit(callback_url).query)["code"][0]]
     collect(client.get(local_path(callback_url)))

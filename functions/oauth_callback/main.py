@@ -1,8 +1,10 @@
-"""oauth_callback: the school admin connects classcal to the school's Google account.
+"""oauth_callback: the school admin's console, sign-in, and connecting Google.
 
-``GET /start`` redirects to Google's consent page; ``GET /callback`` finishes the flow
-and stores the refresh token; ``GET /`` tells whether classcal is connected (HTML, or
-JSON with ``Accept: application/json``). docs/contracts/oauth_callback.md has the details.
+``GET /`` shows anyone whether classcal is connected and offers "Sign in with Google";
+signed in, the admin's console (the connection, the calendar link, the bookings that
+need a person, "Retry now"). ``POST /start`` (signed in) sends the admin to Google's
+consent page; ``GET /callback`` finishes it and stores the refresh token. ``GET
+/healthz`` is for uptime checks. docs/contracts/admin_console.md has the details.
 """
 
 from __future__ import annotations

@@ -79,6 +79,8 @@ class Config:
     payments_topic: str
     event_reminders: tuple[tuple[str, int], ...]
     complete_after_minutes: int
+    session_signing_key: str | None
+    sync_min_interval_seconds: float
 
     def require(self, name: str) -> str:
         """The value of an optional variable that this code path needs."""
@@ -276,6 +278,20 @@ def _reminders(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
     return tuple(found)
 
 
+MIN_SIGNING_KEY_LENGTH = 32
+
+
+def _signing_key(env: Mapping[str, str]) -> str | None:
+    key = _text(env, "SESSION_SIGNING_KEY")
+    if key is not None and len(key) < MIN_SIGNING_KEY_LENGTH:
+        # Never quote it: it is a secret.
+        raise ConfigError(
+            f"SESSION_SIGNING_KEY must be at least {MIN_SIGNING_KEY_LENGTH} characters "
+            f"(deploy.sh creates a random one), got {len(key)}"
+        )
+    return key
+
+
 def from_env(env: Mapping[str, str]) -> Config:
     """Parse and validate every variable; raise ConfigError naming the first bad one."""
     base_url = _url(env, "BASE_URL")
@@ -343,6 +359,8 @@ def from_env(env: Mapping[str, str]) -> Config:
         payments_topic=topic,
         event_reminders=_reminders(env),
         complete_after_minutes=_int(env, "COMPLETE_AFTER_MINUTES", 30, 0, 7 * 24 * 60),
+        session_signing_key=_signing_key(env),
+        sync_min_interval_seconds=_float(env, "SYNC_MIN_INTERVAL_SECONDS", 3.0, 0.0, 60.0),
     )
 
 

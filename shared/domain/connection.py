@@ -1,29 +1,30 @@
 """Connecting the school's Google account: the OAuth start, the callback and the status.
 
-The admin opens ``/start`` once; Google sends the browser back to ``/callback`` with a
-one-time code. Everything that must survive between the two requests (the state and
-the PKCE code verifier) is kept server-side in Firestore (``oauthStates``), keyed by a
-hash of the state, so a stateless function on any instance can finish the flow and a
-state can be used once only. The refresh token goes to Secret Manager through
-``shared.google.tokens``; Firestore keeps only a description of the connection
-(``settings/googleConnection``: who, since when, which scopes, which secret version).
+Only the signed-in admin (``shared.domain.admin_session``) starts a connection, from the
+console; Google sends the browser back to ``/callback`` with a one-time code. The state
+and the PKCE verifier travel in the flow's signed cookie, so ``/start`` writes nothing
+and a callback is accepted only in the browser (and the session) that started it; a
+callback spends its state in Firestore (``oauthStates``), once. The refresh token goes
+to Secret Manager through ``shared.google.tokens``; Firestore keeps only a description
+of the connection (``settings/googleConnection``: who, since when, which scopes, which
+secret version, whether the stored permission still worked when last checked).
 
-Why no cookie binds the state to the browser: the grant is stored only when Google's
-signed id_token says the consenting account is ``ADMIN_EMAIL``, so a flow started by
-someone else and completed by the admin still connects the admin's own account, and
-one completed by anyone else is refused and revoked.
+A grant is stored only when Google's verified id_token says the consenting account is
+``ADMIN_EMAIL`` and its scopes are exactly the ones classcal asked for. It is revoked
+only when a verified id_token proves it belongs to another account: with Google,
+revoking one of the admin's own tokens withdraws the admin's whole grant, the stored
+connection included.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from shared.core.cache import SingleFlightCache
 from shared.core.config import Config, get_config
 from shared.core.errors import (
     AdminReconnectRequired,
@@ -33,7 +34,7 @@ from shared.core.errors import (
     TransientError,
 )
 from shared.core.logs import get_logger
-from shared.domain import sync
+from shared.domain import admin_session, sync
 from shared.google import calendar, clients, oauth, tokens
 from shared.stores import oauth_states
 
@@ -51,31 +52,26 @@ _SCOPE_ALIASES = {
     "email": "https://www.googleapis.com/auth/userinfo.email",
     "profile": "https://www.googleapis.com/auth/userinfo.profile",
 }
-_STATE_SHAPE = re.compile(r"^[A-Za-z0-9_-]{20,128}$")
 _ERROR_SHAPE = re.compile(r"^[a-z_]{1,64}$")
-_MAX_CODE_LENGTH = 2048
 
 
 # ---------------------------------------------------------------------------------------
 # Start
 
 
-def start() -> str:
-    """Store a fresh state and PKCE verifier, and return Google's authorization URL."""
+def start(session: admin_session.Session) -> admin_session.Started:
+    """Google's authorization URL for the admin's connection, and its flow cookie."""
     config = get_config()
-    admin_email = config.require("ADMIN_EMAIL")
-    state = secrets.token_urlsafe(32)
-    # 64 random bytes make an 86-character verifier, inside RFC 7636's 43-128.
-    verifier = secrets.token_urlsafe(64)
-    url = oauth.authorization_url(config, state=state, verifier=verifier, login_hint=admin_email)
-    oauth_states.create_state(
-        state,
-        code_verifier=verifier,
-        redirect_uri=config.require("GOOGLE_REDIRECT_URI"),
-        lifetime=STATE_LIFETIME,
+    flow = admin_session.new_flow(admin_session.CONNECT, session)
+    url = oauth.authorization_url(
+        config, state=flow.state, verifier=flow.verifier, login_hint=config.require("ADMIN_EMAIL")
     )
     log.info("oauth flow started")
-    return url
+    return admin_session.Started(
+        url,
+        admin_session.seal_flow(flow),
+        int(admin_session.FLOW_LIFETIME.total_seconds()),
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -94,27 +90,28 @@ class Connected:
     calendar_problem: str | None
 
 
-def complete(params: Mapping[str, str]) -> Connected:
+def complete(
+    params: Mapping[str, str], flow_cookie: str | None, session: admin_session.Session | None
+) -> Connected:
     """Finish the flow from the callback's query parameters, or raise ConnectionRefused."""
     config = get_config()
-    state = params.get("state") or ""
+    flow = admin_session.take_flow(params, flow_cookie, admin_session.CONNECT)
+    if session is None or flow.session_id != session.session_id:
+        raise _refused(
+            "not_signed_in",
+            403,
+            "Sign in first",
+            "Only the signed-in admin may connect Google, from the browser that started it. "
+            "Nothing was changed. Sign in on classcal's page and choose Reconnect Google.",
+        )
     if params.get("error"):
         # Spend the state anyway, so the same link cannot be replayed with a code later.
-        if _STATE_SHAPE.match(state):
-            with contextlib.suppress(ConnectionRefused, TransientError):
-                _consume_state(state)
-        raise _google_error(params["error"])
-    code = params.get("code") or ""
-    if not code or len(code) > _MAX_CODE_LENGTH:
-        raise _refused(
-            "missing_code",
-            400,
-            "This link is incomplete",
-            "Google's answer had no sign-in code. Start again from the start link.",
-        )
-    verifier, redirect_uri = _consume_state(state)
+        _spend(flow)
+        raise google_error(params["error"])
+    code = admin_session.code_of(params)  # a malformed answer spends nothing
+    _spend(flow)
     try:
-        granted = oauth.exchange(config, verifier, code, redirect_uri)
+        granted = oauth.exchange(config, flow.verifier, code, config.require("GOOGLE_REDIRECT_URI"))
     except oauth.CodeRejected:
         raise _refused(
             "code_rejected",
@@ -123,11 +120,13 @@ def complete(params: Mapping[str, str]) -> Connected:
             "The sign-in code expired or was already used. Start again from the start link.",
         ) from None
     email = _verified_admin_email(config, granted)
+    _refuse_extra_scopes(granted)
     refresh_token = _require_grant(granted)
 
     version = tokens.store_refresh_token(refresh_token)
     scopes = sorted(_granted_scopes(granted))
     oauth_states.record_connection(email, scopes, version, config.calendar_id)
+    forget_checks()
     upcoming, more, problem = _check_calendar(config, granted)
     if problem is None:
         _first_sync()
@@ -151,7 +150,15 @@ def complete(params: Mapping[str, str]) -> Connected:
     )
 
 
-def _google_error(error: str) -> ConnectionRefused:
+def _spend(flow: admin_session.Flow) -> None:
+    """Mark the flow's state used, once (a replayed callback is refused before any exchange)."""
+    try:
+        oauth_states.spend_state(flow.state, flow.expires_at)
+    except oauth_states.StateRefused as refused:
+        raise _state_refused(refused.reason, _STATE_ADVICE[refused.reason]) from None
+
+
+def google_error(error: str) -> ConnectionRefused:
     if error == "access_denied":
         return _refused(
             "access_denied",
@@ -184,20 +191,6 @@ def _state_refused(reason: str, advice: str) -> ConnectionRefused:
     return _refused(reason, 400, "This sign-in link cannot be used", advice)
 
 
-def _consume_state(state: str) -> tuple[str, str | None]:
-    """Mark the state used, atomically; return its code verifier and redirect URI."""
-    if not _STATE_SHAPE.match(state):
-        raise _state_refused(
-            "unknown_state",
-            "classcal did not start this sign-in. Start again from the start link.",
-        )
-    try:
-        spent = oauth_states.spend_state(state)
-    except oauth_states.StateRefused as refused:
-        raise _state_refused(refused.reason, _STATE_ADVICE[refused.reason]) from None
-    return spent.code_verifier, spent.redirect_uri
-
-
 _STATE_ADVICE = {
     oauth_states.UNKNOWN: "classcal did not start this sign-in, or it was cleaned up long ago. "
     "Start again from the start link.",
@@ -208,34 +201,23 @@ _STATE_ADVICE = {
 
 
 def _verified_admin_email(config: Config, grant: oauth.Grant) -> str:
-    """The consenting account's email, from a verified id_token, if it is ADMIN_EMAIL."""
+    """The consenting account's email, from a verified id_token, if it is ADMIN_EMAIL.
+
+    The grant is revoked only when the verified id_token names another account. When
+    the identity cannot be verified, it may be the admin's own grant: revoking it would
+    withdraw the stored connection too, so it is left alone (and not stored).
+    """
     admin_email = config.require("ADMIN_EMAIL")
-    wrong_identity = _refused(
-        "unverified_identity",
-        403,
-        "Your Google account could not be confirmed",
-        "Google's answer did not prove which account signed in, so nothing was stored "
-        "and the permission just given was withdrawn. Start again from the start link.",
-    )
-    if grant.id_token is None:
-        _revoke(grant)
-        raise wrong_identity
-    try:
-        claims = oauth.verify_id_token(config, grant.id_token)
-    except oauth.InvalidIdToken:
-        _revoke(grant)
-        raise wrong_identity from None
-    email = str(claims.get("email") or "").strip()
-    if claims.get("email_verified") not in (True, "true") or not email:
-        log.warning("id_token email not verified", extra={"reason": "email_unverified"})
-        _revoke(grant)
+    email = admin_session.verified_email(config, grant)
+    if email is None:
+        log.warning("google identity not verified", extra={"reason": "unverified_identity"})
         raise _refused(
-            "email_unverified",
+            "unverified_identity",
             403,
             "Your Google account could not be confirmed",
-            "Google has not verified this account's email address, so classcal cannot "
-            f"tell whether it is {admin_email}. Nothing was stored and the permission was "
-            "withdrawn.",
+            "Google's answer did not prove which account signed in, so nothing was stored. "
+            f"Start again from classcal's page; to review what classcal may access, open "
+            f"{PERMISSIONS_URL}.",
         )
     if email.lower() != admin_email.strip().lower():
         # Revoking is safe here: the grant belongs to another account, so the school's
@@ -253,6 +235,24 @@ def _verified_admin_email(config: Config, grant: oauth.Grant) -> str:
             f"{admin_email} on Google's page.",
         )
     return email
+
+
+def _refuse_extra_scopes(grant: oauth.Grant) -> None:
+    """A grant with more than classcal asked for (``include_granted_scopes``, a consent
+    link with scopes added) is not stored: the token must reach only the calendar.
+    It is the admin's own grant (just verified), so it is not revoked either."""
+    extra = sorted(_granted_scopes(grant) - set(clients.OAUTH_SCOPES))
+    if extra:
+        log.warning("grant has scopes classcal did not ask for", extra={"reason": "extra_scopes"})
+        raise _refused(
+            "extra_scopes",
+            400,
+            "Google gave more access than classcal asked for",
+            "This permission covers more than the calendar (for example your mail or files), "
+            "so classcal did not keep it and nothing changed. If you did not start this "
+            f"yourself, review the apps with access to your account at {PERMISSIONS_URL}, "
+            "then reconnect from classcal's page.",
+        )
 
 
 def _granted_scopes(grant: oauth.Grant) -> set[str]:
@@ -379,10 +379,49 @@ class ConnectionStatus:
         }
 
 
-def status() -> ConnectionStatus:
-    """Whether a token is stored and still refreshes (it tries), and who connected it."""
-    config = get_config()
+CHECK_TTL_SECONDS = 60.0
+_checked = SingleFlightCache(max_entries=4)
+
+
+def checked_status() -> ConnectionStatus:
+    """``status()``, checked with Google at most once a minute per instance."""
+    return _checked.get("status", CHECK_TTL_SECONDS, status).value  # type: ignore[no-any-return]
+
+
+def forget_checks() -> None:
+    """Forget this instance's cached checks (a new connection; tests)."""
+    _checked.clear()
+
+
+def healthy() -> bool:
+    """Whether classcal is connected, from Firestore alone (no Google call), at most one
+    read a minute per instance: a connection is recorded and the last check of its
+    permission (the console's, or maintenance meeting a refusal) did not fail."""
+    return bool(_checked.get("health", CHECK_TTL_SECONDS, _healthy).value[0])
+
+
+def _healthy() -> tuple[bool]:
     record = oauth_states.read_connection()
+    return (bool(record.get("secretVersion")) and record.get("tokenWorks") is not False,)
+
+
+def status() -> ConnectionStatus:
+    """Whether a token is stored and still refreshes (it tries), and who connected it.
+    A verdict on the permission that differs from the recorded one is recorded, for
+    ``healthy``."""
+    record = oauth_states.read_connection()
+    result = _status(record)
+    verdict = result.token_refreshes
+    if verdict is not None and record.get("tokenWorks") is not verdict:
+        try:
+            oauth_states.record_token_check(verdict)
+        except TransientError:
+            log.warning("could not record the token check", extra={"reason": "store_unavailable"})
+    return result
+
+
+def _status(record: dict[str, Any]) -> ConnectionStatus:
+    config = get_config()
     described: dict[str, Any] = {
         "email": record.get("email"),
         "connected_at": record.get("connectedAt"),
@@ -396,7 +435,8 @@ def status() -> ConnectionStatus:
             state="not_connected",
             secret_version=None,
             token_refreshes=None,
-            problem="No Google account is connected. The admin must open the start link.",
+            problem="No Google account is connected. Sign in to the console and press "
+            "Connect Google.",
             **described,
         )
     except TransientError:
@@ -415,7 +455,7 @@ def status() -> ConnectionStatus:
             secret_version=stored.version,
             token_refreshes=False,
             problem="Google no longer accepts the stored permission (it was withdrawn or "
-            "expired). The admin must open the start link again.",
+            "expired). Press Reconnect Google in the console.",
             **described,
         )
     if checked == tokens.UNCHECKED:

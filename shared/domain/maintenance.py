@@ -41,13 +41,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.core import signing
 from shared.core.config import get_config
-from shared.core.errors import ClasscalError, ConfigError, NotFound, TransientError
+from shared.core.errors import (
+    AdminReconnectRequired,
+    ClasscalError,
+    ConfigError,
+    NotFound,
+    TransientError,
+)
 from shared.core.logs import get_logger
 from shared.domain import booking_changes as rescheduling
 from shared.domain import cancellation, sync
 from shared.google import calendar
-from shared.stores import booking_changes, booking_sync, completion, sync_state
+from shared.stores import booking_changes, booking_sync, completion, oauth_states, sync_state
 
 log = get_logger(__name__)
 
@@ -143,6 +150,9 @@ def _step(result: MaintenanceResult, name: str, work: Any) -> None:
         )
         if name == "channel" and isinstance(error, TransientError | ConfigError):
             result.retry = error
+        if isinstance(error, AdminReconnectRequired):
+            # What /healthz and the console's anonymous page answer from.
+            oauth_states.note_token_refused()
     except Exception:
         # A bug met in one step (a booking no code path expected) must not stop the others,
         # nor make Pub/Sub redeliver the tick forever: log it loudly and carry on.
@@ -233,7 +243,7 @@ def create_channel(calendar_id: str, address: str) -> sync_state.Channel:
     )
     return sync_state.Channel(
         id=channel_id,
-        token=token,
+        token_digest=signing.digest(token),
         calendar_id=calendar_id,
         address=address,
         state=sync_state.ACTIVE,

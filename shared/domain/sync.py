@@ -15,14 +15,15 @@ and never with an event version older than one already applied.
 
 from __future__ import annotations
 
-import hmac
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.core import ids
+from shared.core import ids, retry, signing
+from shared.core.config import get_config
 from shared.core.errors import Gone, PermanentError
 from shared.core.logs import get_logger
 from shared.domain import event_shape, mirror
@@ -53,6 +54,9 @@ ACKNOWLEDGED = "acknowledged"  # `sync` handshake
 IGNORED = "ignored"  # authentic, but nothing to do (retired channel, another calendar, ...)
 SYNCED = "synced"
 COALESCED = "coalesced"  # a running sync will cover this notification
+REPLAYED = "replayed"  # a message number already handled for this channel: no sync
+# How many times a notification that came too soon after a pass waits and asks again.
+MAX_WAITS = 4
 
 
 @dataclass(frozen=True)
@@ -123,8 +127,9 @@ def verify(notification: Notification) -> tuple[sync_state.Channel | None, str]:
     channel = sync_state.get_channel(notification.channel_id)
     if channel is None:
         return None, "unknown_channel"
-    if not channel.token or not hmac.compare_digest(
-        notification.token.encode(), channel.token.encode()
+    # Only the token's digest is stored; the digests are compared in constant time.
+    if not channel.token_digest or not signing.matches_digest(
+        notification.token, channel.token_digest
     ):
         return None, "bad_channel_token"
     # The first `sync` may arrive before the watch response told us the resource id.
@@ -150,21 +155,59 @@ def handle_notification(headers: Mapping[str, str]) -> NotificationResult:
         return NotificationResult(ACKNOWLEDGED, "sync")
     if notification.resource_state not in ("exists", "not_exists"):
         return NotificationResult(IGNORED, "unknown_resource_state")
-    result = sync_calendar()
+    number = _message_number(notification.message_number)
+    if (
+        number is not None
+        and channel.last_message_number is not None
+        and number <= channel.last_message_number
+    ):
+        # Google numbers a channel's messages in increasing order, and a redelivery after
+        # a 5xx is not recorded here until it succeeds: this one was already handled (a
+        # replay, or an older message overtaken by a newer one whose sync covered it).
+        return NotificationResult(IGNORED, REPLAYED)
+    result = sync_calendar(min_interval=get_config().sync_min_interval_seconds)
+    sync_state.record_message(channel.id, number)
     return NotificationResult(COALESCED if result.coalesced else SYNCED, sync=result)
 
 
-def sync_calendar(*, full: bool = False) -> SyncResult:
+def _message_number(raw: str) -> int | None:
+    return int(raw) if raw.isdigit() and len(raw) <= 19 else None
+
+
+def _lease(calendar_id: str, min_interval: float) -> sync_state.Lease | None:
+    """The sync lease, waiting out the minimum interval since the last pass if need be."""
+    asked = sync_state.request_sync(calendar_id, SYNC_LEASE_SECONDS, min_interval=min_interval)
+    for _ in range(MAX_WAITS):
+        if not isinstance(asked, sync_state.TooSoon):
+            return asked
+        retry.sleep(min(asked.wait_seconds, min_interval))
+        asked = sync_state.request_sync(
+            calendar_id, SYNC_LEASE_SECONDS, min_interval=min_interval, mark=False
+        )
+    # Still too soon after waiting several times: passes keep starting, and the calendar
+    # stays dirty, so one of them (or the next notification) lists this change.
+    return asked if not isinstance(asked, sync_state.TooSoon) else None
+
+
+def sync_calendar(*, full: bool = False, min_interval: float = 0.0) -> SyncResult:
     """Bring every booking and the mirror in step with the calendar, unless a running sync
-    will do it. ``full``: list everything again (and rebuild the mirror) this time."""
+    will do it. ``full``: list everything again (and rebuild the mirror) this time.
+    ``min_interval``: start no listing pass sooner than this many seconds after the last
+    one (notifications use it; a burst of them is coalesced into one pass)."""
     calendar_id = calendar.calendar_id()
-    lease = sync_state.request_sync(calendar_id, SYNC_LEASE_SECONDS)
+    lease = _lease(calendar_id, min_interval)
     result = SyncResult()
     if lease is None:
         result.coalesced = True
         return result
     try:
+        last_pass = 0.0
         for _ in range(MAX_PASSES):
+            if result.passes and min_interval > 0:
+                # More notifications came during the pass: wait out the interval, so that
+                # the next pass covers all of them at once.
+                retry.sleep(max(0.0, last_pass + min_interval - time.monotonic()))
+            last_pass = time.monotonic()
             result.passes += 1
             token = sync_state.start_pass(lease, SYNC_LEASE_SECONDS)
             if full and result.passes == 1:

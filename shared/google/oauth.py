@@ -55,7 +55,15 @@ class InvalidIdToken(PermanentError):
     code = "invalid_id_token"
 
 
-def flow(config: Config, verifier: str, redirect_uri: str | None = None) -> Flow:
+SIGN_IN_SCOPES = ("openid", "email")
+
+
+def flow(
+    config: Config,
+    verifier: str,
+    redirect_uri: str | None = None,
+    scopes: tuple[str, ...] = clients.OAUTH_SCOPES,
+) -> Flow:
     from google_auth_oauthlib.flow import Flow
 
     if config.google_sandbox_url:
@@ -79,7 +87,7 @@ def flow(config: Config, verifier: str, redirect_uri: str | None = None) -> Flow
     }
     return Flow.from_client_config(
         client_config,
-        scopes=list(clients.OAUTH_SCOPES),
+        scopes=list(scopes),
         redirect_uri=redirect_uri,
         code_verifier=verifier,
         autogenerate_code_verifier=False,
@@ -99,14 +107,33 @@ def authorization_url(config: Config, *, state: str, verifier: str, login_hint: 
     return str(url)
 
 
-def exchange(config: Config, verifier: str, code: str, redirect_uri: str | None) -> Grant:
+def sign_in_url(config: Config, *, state: str, verifier: str, nonce: str, login_hint: str) -> str:
+    """Google's consent URL for signing the admin in: ``openid email`` only, online
+    access (no refresh token), PKCE, and a nonce the id_token must echo."""
+    url, _ = flow(config, verifier, scopes=SIGN_IN_SCOPES).authorization_url(
+        state=state,
+        access_type="online",
+        nonce=nonce,
+        login_hint=login_hint,
+        prompt="select_account",
+    )
+    return str(url)
+
+
+def exchange(
+    config: Config,
+    verifier: str,
+    code: str,
+    redirect_uri: str | None,
+    scopes: tuple[str, ...] = clients.OAUTH_SCOPES,
+) -> Grant:
     """Trade the code (with the verifier) for tokens at Google's token endpoint."""
     import requests
     from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
     # Google requires the redirect URI of the authorization request, which is the one
     # kept with the state even if GOOGLE_REDIRECT_URI changed in between.
-    session_flow = flow(config, verifier, redirect_uri)
+    session_flow = flow(config, verifier, redirect_uri, scopes)
     session_flow.oauth2session.register_compliance_hook(
         "access_token_response", _raise_if_unavailable
     )

@@ -1,17 +1,20 @@
-"""The connect flow's Firestore documents: OAuth states and the connection record.
+"""The connect flow's and the admin console's Firestore documents.
 
-``oauthStates/<sha256(state)>`` keeps what must survive between ``/start`` and
-``/callback`` (the PKCE verifier, the redirect URI, when it expires); a state is spent
-in one transaction, which also erases its verifier. ``settings/googleConnection``
-describes the connected account (who, since when, which scopes, which secret
-version): never a token.
+- ``oauthStates/<sha256(state)>``: a connect flow's state, written once when its
+  callback spends it (the state itself and its PKCE verifier travel in a signed cookie,
+  so ``/start`` writes nothing). A second callback with the same state finds the
+  document and is refused. ``expiresAt`` lets Firestore's TTL policy delete it.
+- ``settings/googleConnection``: the connected account (who, since when, which scopes,
+  which secret version) and the last verdict on the stored permission
+  (``tokenWorks``, ``tokenCheckedAt``): never a token.
+- ``settings/adminSessions``: ``notBefore``, the time of the last "Sign out": session
+  cookies issued before it are no longer accepted.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.core.logs import get_logger
@@ -27,12 +30,6 @@ CONNECTION_DOCUMENT = "googleConnection"
 UNKNOWN = "unknown_state"
 REUSED = "reused_state"
 EXPIRED = "expired_state"
-
-
-@dataclass(frozen=True)
-class SpentState:
-    code_verifier: str
-    redirect_uri: str | None
 
 
 class StateRefused(Exception):
@@ -56,47 +53,19 @@ def _connection_document() -> Any:
     return db.firestore_client().collection(SETTINGS_COLLECTION).document(CONNECTION_DOCUMENT)
 
 
-def create_state(state: str, *, code_verifier: str, redirect_uri: str, lifetime: timedelta) -> None:
+def spend_state(state: str, expires_at: datetime) -> None:
+    """Record the state as used, once; StateRefused(REUSED) when it already was."""
+    from google.api_core import exceptions
+
     now = datetime.now(UTC)
-    with db.firestore_errors("store the OAuth state"):
-        _states().document(state_key(state)).create(
-            {
-                "codeVerifier": code_verifier,
-                "redirectUri": redirect_uri,
-                "createdAt": now,
-                # Firestore's TTL policy deletes expired states, but only within a day
-                # or so: spend_state checks expiresAt itself.
-                "expiresAt": now + lifetime,
-            }
-        )
-
-
-def spend_state(state: str) -> SpentState:
-    """Mark the state used, atomically; its verifier and redirect URI, or StateRefused."""
-    from google.cloud import firestore
-
-    client = db.firestore_client()
-    reference = _states().document(state_key(state))
-
-    @firestore.transactional
-    def take(transaction: Any) -> SpentState:
-        snapshot = reference.get(transaction=transaction)
-        if not snapshot.exists:
-            raise StateRefused(UNKNOWN)
-        data = snapshot.to_dict() or {}
-        if data.get("usedAt") is not None or not data.get("codeVerifier"):
-            raise StateRefused(REUSED)
-        expires_at = data.get("expiresAt")
-        if not isinstance(expires_at, datetime) or expires_at <= datetime.now(UTC):
-            raise StateRefused(EXPIRED)
-        # The verifier is erased as the state is spent: a used state holds nothing.
-        transaction.update(
-            reference, {"usedAt": datetime.now(UTC), "codeVerifier": firestore.DELETE_FIELD}
-        )
-        return SpentState(str(data["codeVerifier"]), data.get("redirectUri"))
-
-    with db.firestore_errors("read the OAuth state"):
-        return take(client.transaction())
+    try:
+        with db.firestore_errors("record the OAuth state"):
+            _states().document(state_key(state)).create(
+                {"usedAt": now, "createdAt": now, "expiresAt": expires_at}
+            )
+    except exceptions.Conflict:
+        # Over gRPC a second create is AlreadyExists, Conflict's subclass.
+        raise StateRefused(REUSED) from None
 
 
 def record_connection(email: str, scopes: list[str], version: str, calendar_id: str) -> None:
@@ -108,7 +77,28 @@ def record_connection(email: str, scopes: list[str], version: str, calendar_id: 
                 "scopes": scopes,
                 "secretVersion": version,
                 "calendarId": calendar_id,
+                "tokenWorks": True,
+                "tokenCheckedAt": datetime.now(UTC),
             }
+        )
+
+
+def note_token_refused() -> None:
+    """Best effort, from code that met a refused permission: never raises."""
+    try:
+        record_token_check(False)
+    except Exception as error:
+        log.warning(
+            "could not record the refused permission",
+            extra={"reason": "firestore_unavailable", "detail": type(error).__name__},
+        )
+
+
+def record_token_check(works: bool) -> None:
+    """Keep the last verdict on the stored permission (what /healthz answers from)."""
+    with db.firestore_errors("record the token check"):
+        _connection_document().set(
+            {"tokenWorks": works, "tokenCheckedAt": datetime.now(UTC)}, merge=True
         )
 
 
@@ -124,3 +114,26 @@ def read_connection() -> dict[str, Any]:
         )
         return {}
     return (snapshot.to_dict() or {}) if snapshot.exists else {}
+
+
+SESSIONS_DOCUMENT = "adminSessions"
+
+
+def sessions_not_before() -> datetime | None:
+    """When the admin last signed out: sessions issued before then are refused."""
+    with db.firestore_errors("read the admin sessions"):
+        snapshot = (
+            db.firestore_client()
+            .collection(SETTINGS_COLLECTION)
+            .document(SESSIONS_DOCUMENT)
+            .get(retry=db.firestore_read_retry(5.0), timeout=5.0)
+        )
+    value = (snapshot.to_dict() or {}).get("notBefore") if snapshot.exists else None
+    return value if isinstance(value, datetime) else None
+
+
+def end_sessions(at: datetime) -> None:
+    with db.firestore_errors("end the admin sessions"):
+        db.firestore_client().collection(SETTINGS_COLLECTION).document(SESSIONS_DOCUMENT).set(
+            {"notBefore": at}, merge=True
+        )

@@ -3,12 +3,18 @@
 Two collections:
 
 - ``calendarChannels/{channelId}``: one document per watch channel classcal asked
-  Google for, holding the channel's secret token (what a notification must echo in
-  ``X-Goog-Channel-Token``), its ``resourceId``, ``expiration``, ``calendarId``,
+  Google for, holding a SHA-256 digest of the channel's secret token
+  (``tokenDigest``: a notification must echo the token in ``X-Goog-Channel-Token``,
+  and reading the collection does not reveal it; channels created by earlier versions
+  keep a plain ``token`` until renewal replaces them), the highest
+  ``X-Goog-Message-Number`` handled (``lastMessageNumber``) and when
+  (``lastNotificationAt``), its ``resourceId``, ``expiration``, ``calendarId``,
   ``address`` and ``state`` (``pending`` while the watch call runs, ``active``,
   ``stopped``, or ``abandoned`` when a watch call never completed).
 - ``calendarSync/{calendarId}``: the calendar's sync token, plus a lease and a
-  ``dirty`` flag that make syncing exactly-once under concurrent notifications.
+  ``dirty`` flag that make syncing exactly-once under concurrent notifications, and
+  ``passStartedAt``, which lets notification-driven syncs keep at most one listing per
+  calendar per ``SYNC_MIN_INTERVAL_SECONDS``.
 
 The lease protocol: a notification marks the calendar dirty and, in the same
 transaction, takes the lease if nobody holds it. Only the lease holder lists changes.
@@ -28,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from shared.core import ids, retry
+from shared.core import ids, retry, signing
 from shared.core.errors import StoreUnavailable, TransientError
 from shared.stores import db
 from shared.stores.leases import LeaseFields
@@ -54,13 +60,15 @@ class LeaseLost(TransientError):
 @dataclass(frozen=True)
 class Channel:
     id: str
-    token: str
+    token_digest: str
     calendar_id: str
     address: str
     state: str
     resource_id: str | None = None
     expiration: datetime | None = None
     created_at: datetime | None = None
+    last_message_number: int | None = None
+    last_notification_at: datetime | None = None
 
     def __repr__(self) -> str:  # the token is a credential: never print it
         return (
@@ -97,9 +105,16 @@ def _sync_ref(calendar_id: str) -> Any:
 
 
 def _channel(doc_id: str, data: dict[str, Any]) -> Channel:
+    legacy = data.get("token")
+    stored_digest = data.get("tokenDigest") or (
+        signing.digest(legacy) if isinstance(legacy, str) and legacy else ""
+    )
+    number = data.get("lastMessageNumber")
     return Channel(
         id=doc_id,
-        token=str(data.get("token", "")),
+        token_digest=str(stored_digest),
+        last_message_number=number if isinstance(number, int) else None,
+        last_notification_at=data.get("lastNotificationAt"),
         calendar_id=str(data.get("calendarId", "")),
         address=str(data.get("address", "")),
         state=str(data.get("state", "")),
@@ -132,7 +147,7 @@ def create_pending_channel(channel_id: str, token: str, calendar_id: str, addres
         _channel_ref(channel_id).create(
             {
                 "id": channel_id,
-                "token": token,
+                "tokenDigest": signing.digest(token),
                 "calendarId": calendar_id,
                 "address": address,
                 "state": PENDING,
@@ -162,6 +177,18 @@ def set_channel_state(channel_id: str, state: str, *, reason: str | None = None)
     if reason:
         fields["stateReason"] = reason
     with _firestore_call("update a channel"):
+        _channel_ref(channel_id).update(fields)
+
+
+def record_message(channel_id: str, number: int | None) -> None:
+    """Note a handled notification: its message number (kept at the highest, by a
+    server-side maximum, so a burst of notifications does not contend) and time."""
+    from google.cloud import firestore
+
+    fields: dict[str, Any] = {"lastNotificationAt": datetime.now(UTC)}
+    if number is not None:
+        fields["lastMessageNumber"] = firestore.Maximum(number)
+    with _firestore_call("record a notification"):
         _channel_ref(channel_id).update(fields)
 
 
@@ -230,7 +257,16 @@ def _release(calendar_id: str, name: str, owner: str) -> None:
 # --- sync token, lease and dirty flag ---
 
 
-def request_sync(calendar_id: str, lease_seconds: float) -> Lease | None:
+@dataclass(frozen=True)
+class TooSoon:
+    """The lease is free, but the last pass started less than the minimum interval ago."""
+
+    wait_seconds: float
+
+
+def request_sync(
+    calendar_id: str, lease_seconds: float, *, min_interval: float = 0.0, mark: bool = True
+) -> Lease | TooSoon | None:
     """Mark the calendar dirty; return a lease if this caller should run the sync.
 
     ``None`` means another sync holds a live lease: it will see the dirty flag and run
@@ -241,19 +277,26 @@ def request_sync(calendar_id: str, lease_seconds: float) -> Lease | None:
     holder reads ``dirty`` inside its transactions, which a write cannot slip between:
     either the holder sees the mark (and runs another pass) or it released the lease
     before the mark, and then the read below finds the lease free and takes it.
+
+    ``min_interval``: a free lease is not taken while the last pass started less than
+    this many seconds ago; TooSoon says how long to wait, and the caller asks again with
+    ``mark=False``. Then ``None`` also means a pass started after the mark (``dirty``
+    is clear): that pass listed this caller's change.
     """
     ref = _sync_ref(calendar_id)
-    with _firestore_call("mark the calendar for sync"):
-        ref.set(
-            {"calendarId": calendar_id, "dirty": True, "dirtyAt": datetime.now(UTC)}, merge=True
-        )
+    if mark:
+        with _firestore_call("mark the calendar for sync"):
+            ref.set(
+                {"calendarId": calendar_id, "dirty": True, "dirtyAt": datetime.now(UTC)},
+                merge=True,
+            )
     for attempt in range(LEASE_ATTEMPTS):
         with _firestore_call("read the sync lease"):
             data = ref.get(retry=_read_retry(), timeout=READ_TIMEOUT).to_dict() or {}
-        if _lease_held(data, datetime.now(UTC)):
+        if _lease_held(data, datetime.now(UTC)) or not data.get("dirty"):
             return None
         try:
-            return _take_lease(ref, calendar_id, lease_seconds)
+            return _take_lease(ref, calendar_id, lease_seconds, min_interval)
         except StoreUnavailable:
             # Contention: most likely another notification is taking the lease right now.
             if attempt == LEASE_ATTEMPTS - 1:
@@ -269,17 +312,27 @@ def _lease_held(data: dict[str, Any], now: datetime) -> bool:
     return SYNC_LEASE.holder(data, now) is not None
 
 
-def _take_lease(ref: Any, calendar_id: str, lease_seconds: float) -> Lease | None:
+def _since_last_pass(data: dict[str, Any], now: datetime) -> float | None:
+    started = data.get("passStartedAt")
+    return (now - started).total_seconds() if isinstance(started, datetime) else None
+
+
+def _take_lease(
+    ref: Any, calendar_id: str, lease_seconds: float, min_interval: float = 0.0
+) -> Lease | TooSoon | None:
     from google.cloud import firestore
 
     owner = secrets.token_hex(8)
 
     @firestore.transactional
-    def take(transaction: Any) -> Lease | None:
+    def take(transaction: Any) -> Lease | TooSoon | None:
         data = ref.get(transaction=transaction).to_dict() or {}
         now = datetime.now(UTC)
-        if _lease_held(data, now):
+        if _lease_held(data, now) or not data.get("dirty"):
             return None
+        elapsed = _since_last_pass(data, now)
+        if min_interval > 0 and elapsed is not None and 0 <= elapsed < min_interval:
+            return TooSoon(min_interval - elapsed)
         transaction.set(
             ref,
             SYNC_LEASE.grant(owner, lease_seconds, now),
@@ -302,11 +355,13 @@ def start_pass(lease: Lease, lease_seconds: float) -> str | None:
         data = ref.get(transaction=transaction).to_dict() or {}
         if not SYNC_LEASE.owned_by(data, lease.owner):
             raise LeaseLost("another sync took over this calendar")
+        now = datetime.now(UTC)
         transaction.update(
             ref,
             {
                 "dirty": False,
-                **SYNC_LEASE.grant(lease.owner, lease_seconds, datetime.now(UTC)),
+                "passStartedAt": now,
+                **SYNC_LEASE.grant(lease.owner, lease_seconds, now),
             },
         )
         token = data.get("syncToken")

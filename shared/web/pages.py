@@ -53,9 +53,20 @@ class Answer:
     body: str
     content_type: str
     headers: Mapping[str, str] = field(default_factory=dict)
+    cookies: tuple[str, ...] = ()  # whole Set-Cookie values
 
     def all_headers(self) -> dict[str, str]:
         return {**SECURITY_HEADERS, "Content-Type": self.content_type, **self.headers}
+
+    def with_cookies(self, *cookies: str) -> Answer:
+        return Answer(
+            self.status, self.body, self.content_type, self.headers, self.cookies + cookies
+        )
+
+    def with_headers(self, **headers: str) -> Answer:
+        return Answer(
+            self.status, self.body, self.content_type, {**self.headers, **headers}, self.cookies
+        )
 
 
 @dataclass(frozen=True)
@@ -131,16 +142,25 @@ def redirect(location: str) -> Answer:
     )
 
 
-def method_not_allowed() -> Answer:
+def method_not_allowed(allowed: str = "GET, HEAD") -> Answer:
     answer = page(
-        "Method not allowed", ["This address only answers GET requests."], status=405, tone="bad"
+        "Method not allowed",
+        [f"This address only answers {allowed.replace(', ', ' and ')} requests."],
+        status=405,
+        tone="bad",
     )
     return Answer(
         status=405,
         body=answer.body,
         content_type=answer.content_type,
-        headers={"Allow": "GET, HEAD"},
+        headers={"Allow": allowed},
     )
+
+
+def see_other(location: str) -> Answer:
+    """A 303 after a form: the browser GETs ``location``."""
+    answer = page("Continue", ["Follow the link below."], links=[Link("Continue", location)])
+    return Answer(303, answer.body, answer.content_type, {"Location": location})
 
 
 def not_found(links: Iterable[Link] = ()) -> Answer:

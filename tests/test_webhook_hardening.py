@@ -1,0 +1,196 @@
+"""calendar_webhook against replays and bursts, and the channel token kept as a digest.
+
+A running calendar_webhook server, the Firestore emulator and the sandbox; notifications
+are posted by the test on a channel recorded in Firestore (no watch at Google), so the
+test decides exactly what arrives and when.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.calendar_sync_support import (
+    admin_calendar,
+    booking,
+    manual_channel,
+    move,
+    notify,
+    scheduled_booking,
+    start_webhook,
+    webhook_lines,
+)
+from tests.scheduling_support import sandbox_calls, wait_for
+
+from localstack import processes
+from shared.core import signing
+from shared.stores import sync_state
+
+
+@pytest.fixture
+def webhook_server(
+    stack_logs: Path, firestore_emulator: Any, sandbox_server: Any, connected: Any
+) -> Iterator[processes.ManagedProcess]:
+    server = start_webhook(stack_logs / "webhook-hardening", firestore_emulator, sandbox_server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moved(connected: Any, firestore: Any, sandbox: Any) -> Any:
+    """A channel, and a class moved in Google that no notification has told about yet."""
+    from shared.domain import sync
+
+    class_ = scheduled_booking(firestore)
+    channel = manual_channel()
+    sync.sync_calendar()
+    start, _ = move(admin_calendar(sandbox), class_.event_id, timedelta(hours=5))
+    return channel, class_, start
+
+
+def passes(server: processes.ManagedProcess, channel_id: str) -> int:
+    return sum(
+        int(line.get("passes") or 0)
+        for line in webhook_lines(server)
+        if line.get("channel_id") == channel_id
+    )
+
+
+def outcomes(server: processes.ManagedProcess, channel_id: str) -> list[str]:
+    return [
+        str(line.get("outcome"))
+        for line in webhook_lines(server)
+        if line.get("channel_id") == channel_id and str(line.get("message", "")).startswith("notif")
+    ]
+
+
+def test_twenty_replays_of_one_notification_cost_one_sync(
+    moved: Any, webhook_server: Any, firestore: Any, sandbox: Any
+) -> None:
+    channel, class_, start = moved
+    lists_before = sandbox_calls(sandbox, "calendar.events.list")
+
+    statuses = [notify(webhook_server.url, channel.headers(number=7)) for _ in range(20)]
+    older = notify(webhook_server.url, channel.headers(number=5))
+
+    assert statuses == [200] * 20
+    assert older == 200
+    assert booking(firestore, class_.booking_id)["startTime"] == start
+    assert passes(webhook_server, channel.id) == 1
+    assert sandbox_calls(sandbox, "calendar.events.list") - lists_before == 1
+    assert outcomes(webhook_server, channel.id).count("ignored") == 20
+    stored = sync_state.get_channel(channel.id)
+    assert stored is not None
+    assert stored.last_message_number == 7
+    assert stored.last_notification_at is not None
+
+
+def test_a_redelivery_after_a_failure_is_not_a_replay(
+    moved: Any, webhook_server: Any, firestore: Any, sandbox: Any
+) -> None:
+    channel, class_, start = moved
+    sandbox.fault("GET", r"/events$", 503, "backendError", count=None)
+    assert notify(webhook_server.url, channel.headers(number=4)) == 503
+    sandbox.clear_faults()
+
+    # Google redelivers the same message: it must still sync.
+    assert notify(webhook_server.url, channel.headers(number=4)) == 200
+
+    assert booking(firestore, class_.booking_id)["startTime"] == start
+
+
+def test_a_burst_of_notifications_is_coalesced_into_few_passes(
+    moved: Any, webhook_server: Any, firestore: Any, sandbox: Any
+) -> None:
+    channel, class_, start = moved
+    statuses: list[int] = []
+    barrier = threading.Barrier(20)
+
+    # Google's first message on a channel is its `sync` handshake; it also warms the
+    # instance up (its first request imports the Firestore client).
+    assert notify(webhook_server.url, channel.headers(state="sync", number=1)) == 200
+
+    def post(number: int) -> None:
+        barrier.wait()
+        statuses.append(notify(webhook_server.url, channel.headers(number=number)))
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(10, 30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [200] * 20, [
+        line for line in webhook_lines(webhook_server) if line.get("severity") != "INFO"
+    ][:3]
+    assert booking(firestore, class_.booking_id)["startTime"] == start
+    # One pass for the first, at most one more (after the interval) for all the others.
+    assert 1 <= passes(webhook_server, channel.id) <= 2
+    state = wait_for(
+        lambda: (s := sync_state.sync_status("primary")).get("leaseOwner") is None and s,
+        what="the sync lease to be given back",
+    )
+    assert state["dirty"] is False
+
+
+def test_notifications_in_a_row_start_one_pass_per_interval_at_most(
+    moved: Any, webhook_server: Any, firestore: Any
+) -> None:
+    import time
+
+    channel, _class, _start = moved
+    began = time.monotonic()
+
+    for number in (40, 41, 42):
+        assert notify(webhook_server.url, channel.headers(number=number)) == 200
+
+    # The default SYNC_MIN_INTERVAL_SECONDS is 3: three passes need at least 6 s.
+    assert passes(webhook_server, channel.id) == 3
+    assert time.monotonic() - began >= 6.0 - 0.5
+
+
+def test_the_channel_token_is_stored_only_as_a_digest(
+    moved: Any, webhook_server: Any, firestore: Any
+) -> None:
+    channel, _class, _start = moved
+
+    stored = firestore.collection("calendarChannels").document(channel.id).get().to_dict()
+
+    assert "token" not in stored
+    assert stored["tokenDigest"] == signing.digest(channel.token)
+    assert channel.token not in str(stored)
+    assert notify(webhook_server.url, channel.headers(number=50)) == 200
+    wrong = channel.headers(number=51, **{"X-Goog-Channel-Token": stored["tokenDigest"]})
+    assert notify(webhook_server.url, wrong) == 403  # the digest itself is not the token
+
+
+def test_a_channel_of_an_earlier_version_with_a_plain_token_still_verifies(
+    connected: Any, webhook_server: Any, firestore: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    firestore.collection("calendarChannels").document("test-legacy").set(
+        {
+            "id": "test-legacy",
+            "token": "legacy-plain-token",
+            "calendarId": "primary",
+            "address": "http://x/",
+            "state": "active",
+            "resourceId": "res-legacy",
+            "expiration": datetime.now(UTC) + timedelta(days=1),
+        }
+    )
+    good = {
+        "X-Goog-Channel-ID": "test-legacy",
+        "X-Goog-Channel-Token": "legacy-plain-token",
+        "X-Goog-Resource-ID": "res-legacy",
+        "X-Goog-Resource-State": "sync",
+        "X-Goog-Message-Number": "1",
+    }
+
+    assert notify(webhook_server.url, good) == 200
+    assert notify(webhook_server.url, {**good, "X-Goog-Channel-Token": "guess"}) == 403
