@@ -14,12 +14,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
-from tests.scheduling_support import read_booking, write_booking
 
+from localstack.constants import ADMIN_EMAIL
 from shared.core import signing
 from shared.core.config import reset_config
 from shared.google import clients, tokens
-from tests.conftest import ADMIN_EMAIL
+from tests.support.scheduling import read_booking, write_booking
 from tests.test_oauth_callback import (
     OTHER_EMAIL,
     SIGNING_KEY,

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.scheduling_support import next_class_start, read_booking, write_booking
 
 from localstack import processes
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI
+from localstack.constants import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI
+from tests.support.scheduling import next_class_start, read_booking, write_booking
 from tests.test_oauth_browser import _chromium, headless_chromium
 
 pytestmark = pytest.mark.browser
@@ -54,9 +54,9 @@ def seed_problems(firestore: Any, sandbox: Any) -> dict[str, Any]:
     # Something else sits at the third booking's time on the school calendar.
     from google.oauth2.credentials import Credentials
 
+    from localstack.constants import ADMIN_EMAIL
     from shared.google import clients, tokens
     from shared.stores import oauth_states
-    from tests.conftest import ADMIN_EMAIL
 
     # The connection as the callback records it, beside the stored token.
     oauth_states.record_connection(
@@ -139,7 +139,7 @@ def test_the_admin_signs_in_retries_a_booking_and_signs_out(
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from tests.conftest import ADMIN_EMAIL
+    from localstack.constants import ADMIN_EMAIL
 
     chromium = _chromium()
     env.setenv("SE_OFFLINE", "true")

@@ -13,7 +13,10 @@ from typing import Any
 
 import functions_framework
 import pytest
-from tests.scheduling_support import (
+
+from localstack.processes import cloud_event_headers, pubsub_envelope
+from shared.domain import sync
+from tests.support.scheduling import (
     STUDENT_EMAIL,
     activities,
     app_client,
@@ -27,9 +30,6 @@ from tests.scheduling_support import (
     sandbox_calls,
     write_booking,
 )
-
-from shared.domain import sync
-from tests.conftest import cloud_event_headers, pubsub_envelope
 
 SOURCE = Path(__file__).resolve().parent.parent / "functions" / "booking_changes" / "main.py"
 
@@ -203,7 +203,7 @@ def test_a_reschedule_to_a_taken_time_changes_nothing_and_says_why(
 def test_an_event_in_the_calendar_blocks_a_reschedule(
     payments: Any, changes: Any, firestore: Any, sandbox: Any
 ) -> None:
-    from tests.calendar_sync_support import admin_calendar
+    from tests.support.calendar_sync import admin_calendar
 
     booking = scheduled(payments, firestore)
     target = booking.start + timedelta(hours=4)
@@ -380,7 +380,7 @@ def test_a_failing_patch_keeps_the_new_time_claimed_and_is_finished_by_the_redel
 def test_a_reschedule_of_an_event_deleted_in_google_fails_and_gives_the_time_back(
     payments: Any, changes: Any, firestore: Any, sandbox: Any
 ) -> None:
-    from tests.calendar_sync_support import admin_calendar
+    from tests.support.calendar_sync import admin_calendar
 
     booking = scheduled(payments, firestore)
     admin_calendar(sandbox).events().delete(

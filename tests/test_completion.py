@@ -11,8 +11,12 @@ from typing import Any
 
 import functions_framework
 import pytest
-from tests.calendar_sync_support import admin_calendar
-from tests.scheduling_support import (
+
+from localstack.processes import cloud_event_headers, pubsub_envelope
+from shared.domain import maintenance
+from shared.stores import bookings
+from tests.support.calendar_sync import admin_calendar
+from tests.support.scheduling import (
     app_client,
     configure,
     deliver,
@@ -21,10 +25,6 @@ from tests.scheduling_support import (
     records,
     write_booking,
 )
-
-from shared.domain import maintenance
-from shared.stores import bookings
-from tests.conftest import cloud_event_headers, pubsub_envelope
 
 SOURCE = Path(__file__).resolve().parent.parent / "functions" / "calendar_maintenance" / "main.py"
 NOWHERE = "http://127.0.0.1:9/calendar-webhook"  # loopback, nothing listens

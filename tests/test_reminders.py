@@ -7,7 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.scheduling_support import (
+
+from shared.core.config import from_env
+from shared.core.errors import ConfigError
+from tests.support.scheduling import (
     app_client,
     classcal_events,
     configure,
@@ -18,9 +21,6 @@ from tests.scheduling_support import (
     sandbox_calls,
     write_booking,
 )
-
-from shared.core.config import from_env
-from shared.core.errors import ConfigError
 
 
 @pytest.fixture

@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.calendar_sync_support import (
+
+from localstack import processes
+from shared.core import signing
+from shared.stores import sync_state
+from tests.support.calendar_sync import (
     admin_calendar,
     booking,
     manual_channel,
@@ -24,11 +28,7 @@ from tests.calendar_sync_support import (
     start_webhook,
     webhook_lines,
 )
-from tests.scheduling_support import sandbox_calls, wait_for
-
-from localstack import processes
-from shared.core import signing
-from shared.stores import sync_state
+from tests.support.scheduling import sandbox_calls, wait_for
 
 
 @pytest.fixture

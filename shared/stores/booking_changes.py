@@ -4,7 +4,7 @@ A reschedule is decided in one transaction (``accept_reschedule``) that reads th
 booking and the day documents of the new time, applies the slot guard's rules
 (``shared.stores.slots``: the booking's own claim and own event do not count) and
 either refuses it, recording the request and why on the booking, or accepts it: the
-booking's claim moves from the old days to the new ones and the booking's lease is
+booking's claim moves from the old hours to the new ones and the booking's lease is
 taken, in that same transaction. The Calendar event is then patched by whoever holds the
 lease, and ``finish_reschedule`` moves the booking's times. The booking keeps:
 
@@ -142,6 +142,13 @@ def accept_reschedule(
     client = bookings._client()
     ref = bookings._booking_ref(booking_id)
     wanted = _request(start, end, requested_at)
+    # The checkouts that overlap the new time, found before the transaction (which then
+    # reads just those): a reschedule does not contend with every checkout in progress.
+    checkouts = (
+        slots.overlapping_checkouts(client, bookings.BOOKINGS, booking_id, start, end)
+        if guard is not None
+        else []
+    )
 
     def body(transaction: Any) -> Decision:
         snapshot = ref.get(transaction=transaction)
@@ -171,19 +178,21 @@ def accept_reschedule(
         reason = _status_refusal(data) if resumed else _refusal(data, start, now)
         taken = None
         if reason is None and not resumed and guard is not None:
-            days = [
-                s.to_dict() or {}
+            claim_refs = slots.claim_refs(guard.calendar_id, start, end)
+            day_refs = slots.day_refs(guard.calendar_id, start, end)
+            found = {
+                s.reference.path: s
                 for s in client.get_all(
-                    slots.day_refs(guard.calendar_id, start, end), transaction=transaction
+                    [*claim_refs, *day_refs, *checkouts], transaction=transaction
                 )
-            ]
+            }
+            claims = [found[r.path].to_dict() or {} for r in claim_refs if r.path in found]
+            days = [found[r.path].to_dict() or {} for r in day_refs if r.path in found]
             holds = slots.live_holds(
-                transaction.get(slots.pending_query(client.collection(bookings.BOOKINGS))),
-                now,
-                guard.hold_minutes,
+                [found[r.path] for r in checkouts if r.path in found], now, guard.hold_minutes
             )
             # A request made now comes after every live checkout: any overlapping one wins.
-            taken = slots.find_clash(days, booking_id, start, end) or slots.hold_clash(
+            taken = slots.find_clash(claims, days, booking_id, start, end) or slots.hold_clash(
                 holds, booking_id, start, end, None
             )
             reason = SLOT_TAKEN if taken is not None else None
@@ -248,7 +257,7 @@ def _move_claim(
     start: datetime,
     end: datetime,
 ) -> dict[str, Any]:
-    """Release the booking's claim on its old days and claim the new ones (writes only)."""
+    """Release the booking's claim on its old hours and claim the new ones (writes only)."""
     record = data.get("slotClaim")
     calendar_id = guard.calendar_id if guard is not None else None
     if isinstance(record, dict):
@@ -256,7 +265,7 @@ def _move_claim(
         calendar_id = calendar_id or str(record.get("calendarId"))
     if calendar_id is None:
         return {}  # the slot guard is off and the booking never claimed a slot
-    slots.claim(transaction, slots.day_refs(calendar_id, start, end), booking_id, start, end)
+    slots.claim(transaction, slots.claim_refs(calendar_id, start, end), booking_id, start, end)
     return {"slotClaim": slots.claim_record(calendar_id, start, end)}
 
 
