@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 
-from localstack.constants import ADMIN_EMAIL
+from localstack.constants import ADMIN_EMAIL, CLIENT_ID, REDIRECT_URI
 from shared.core import signing
 from shared.core.config import reset_config
 from shared.google import clients, tokens
@@ -376,8 +376,8 @@ def test_a_state_started_by_someone_else_with_rewritten_scopes_stores_and_revoke
         + "?"
         + urlencode(
             {
-                "client_id": "classcal-test.apps.googleusercontent.com",
-                "redirect_uri": "http://127.0.0.1:8080/callback",
+                "client_id": CLIENT_ID,
+                "redirect_uri": REDIRECT_URI,
                 "response_type": "code",
                 "scope": "openid email https://www.googleapis.com/auth/calendar.events "
                 "https://www.googleapis.com/auth/drive https://mail.google.com/",

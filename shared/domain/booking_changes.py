@@ -22,7 +22,7 @@ from typing import Any
 from shared.core.config import Config, get_config
 from shared.core.errors import ClasscalError, ConfigError, Gone, NotFound, PermanentError
 from shared.core.logs import get_logger
-from shared.domain import cancellation, event_shape
+from shared.domain import cancellation, event_shape, mirror
 from shared.domain.outcome import WAITING_MESSAGES
 from shared.google import calendar
 from shared.stores import booking_changes as store
@@ -136,6 +136,7 @@ def _move_event(
     if event.get("status") == "cancelled":
         # Google lets a deleted event's times be patched; the class is still gone.
         raise Gone(f"Calendar event {event_id} was deleted", code=EVENT_MISSING)
+    mirror.note_event(event)  # the old time is free on the page (and to the guard) at once
     return event
 
 
