@@ -57,6 +57,7 @@ locals {
       firestore     = "readwrite"
       refresh_token = "read"
       secrets       = ["AUTH_GOOGLE_SECRET"]
+      publishes     = []
       environment   = {}
       delivery = {
         max_attempts      = var.booking_changes_max_delivery_attempts

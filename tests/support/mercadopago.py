@@ -17,7 +17,7 @@ from localstack import processes
 from sandbox.mercadopago.client import MercadoPagoControl
 from shared.core.config import reset_config
 
-SOURCE = Path(__file__).resolve().parent.parent / "functions" / "payment_webhook" / "main.py"
+SOURCE = Path(__file__).resolve().parents[2] / "functions" / "payment_webhook" / "main.py"
 ACCESS_TOKEN = "APP_USR-sandbox-access-token"  # the sandbox's application, not a real token
 WEBHOOK_SECRET = "sandbox-webhook-secret"  # the sandbox's, not a real secret
 HOOK = "http://127.0.0.1/"  # where the built notifications point; tests post them to the app
