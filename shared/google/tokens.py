@@ -64,16 +64,33 @@ def _secret_path() -> str:
     return f"projects/{config.project}/secrets/{config.refresh_token_secret}"
 
 
+def _rpc_status(error: Exception) -> str:
+    """The google.rpc.Code name Google wrote in the JSON body ("status"), if any.
+
+    Over REST google-api-core picks the exception class by HTTP status alone, so a
+    FAILED_PRECONDITION (400) arrives as BadRequest: the name is read from the body."""
+    response = getattr(error, "response", None)
+    try:
+        body = response.json() if response is not None else None
+    except (ValueError, AttributeError, TypeError):
+        body = None
+    status = body.get("error", {}).get("status") if isinstance(body, dict) else None
+    return status if isinstance(status, str) else ""
+
+
 def _translate(error: Exception, what: str) -> Exception:
+    """Map a google-api-core error to classcal's; every Secret Manager answer goes here."""
     from google.api_core import exceptions
 
-    if isinstance(error, exceptions.NotFound):
+    status = _rpc_status(error)
+    if isinstance(error, exceptions.NotFound) or status == "NOT_FOUND":
         return AdminReconnectRequired(f"no Google connection is stored ({what}): {RECONNECT_HINT}")
-    if isinstance(error, exceptions.FailedPrecondition):
+    if isinstance(error, exceptions.FailedPrecondition) or status == "FAILED_PRECONDITION":
+        # The newest version is disabled or destroyed: only a new connection adds one.
         return AdminReconnectRequired(
             f"the stored Google connection is disabled ({what}): {RECONNECT_HINT}"
         )
-    if isinstance(error, exceptions.PermissionDenied):
+    if isinstance(error, exceptions.PermissionDenied) or status == "PERMISSION_DENIED":
         return GoogleUnavailable(f"Secret Manager denied {what}: check the service account's role")
     return GoogleUnavailable(f"Secret Manager failed to {what}: {type(error).__name__}")
 
