@@ -30,6 +30,7 @@ from shared.core.errors import (
     Duplicate,
     InvalidAttendee,
     InvalidBooking,
+    NotFound,
     PermanentError,
 )
 from shared.core.logs import get_logger
@@ -81,6 +82,13 @@ def _insert(body: dict[str, Any], booking_id: str, config: Config) -> dict[str, 
     and the booking records that the student was not invited."""
     try:
         return calendar.insert_event(body, send_updates=config.send_updates)
+    except NotFound:
+        # An insert finds no calendar: CALENDAR_ID names one the connected account
+        # cannot see. Kept (retried) until the deployment or the connection is fixed.
+        raise ConfigError(
+            f"Google Calendar has no calendar {config.calendar_id!r} for the connected "
+            "account: check CALENDAR_ID, or reconnect with the account that owns it"
+        ) from None
     except InvalidAttendee:
         if not body.get("attendees"):
             raise

@@ -21,6 +21,7 @@ from shared.core.errors import (
     AdminReconnectRequired,
     CalendarUsageLimited,
     ClasscalError,
+    ConfigError,
     Duplicate,
     Gone,
     GoogleUnavailable,
@@ -167,6 +168,12 @@ def execute(
         except HttpError as error:
             raise translate_http_error(error, what) from None
         except RefreshError as error:
+            if tokens.is_client_refused(error):
+                # The deployment's OAuth client id or secret: no retry or reconnect helps.
+                raise ConfigError(
+                    f"Calendar {what}: Google refused the OAuth client (invalid_client): "
+                    "check AUTH_GOOGLE_ID and AUTH_GOOGLE_SECRET"
+                ) from None
             if not tokens.is_invalid_grant(error):
                 raise GoogleUnavailable(f"Calendar {what}: token refresh failed") from None
             if attempt == 2 or given:

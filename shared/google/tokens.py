@@ -294,16 +294,30 @@ def forget_admin_credentials() -> None:
 
 
 # Token-endpoint errors that only the admin can fix by connecting again: the grant is
-# revoked or expired, or no longer covers the scope classcal asks for.
-_RECONNECT_ERRORS = frozenset({"invalid_grant", "invalid_scope"})
+# revoked or expired, no longer covers the scope classcal asks for, or was made for
+# another OAuth client.
+_RECONNECT_ERRORS = frozenset({"invalid_grant", "invalid_scope", "unauthorized_client"})
+
+
+def _token_error(error: Exception) -> str | None:
+    details = error.args[1] if len(error.args) > 1 else None
+    if isinstance(details, dict):
+        value = details.get("error")
+        return value if isinstance(value, str) else None
+    return None
 
 
 def is_invalid_grant(error: Exception) -> bool:
     """Whether a google-auth RefreshError means the stored grant can no longer work."""
-    details = error.args[1] if len(error.args) > 1 else None
-    if isinstance(details, dict):
-        return details.get("error") in _RECONNECT_ERRORS
+    name = _token_error(error)
+    if name is not None:
+        return name in _RECONNECT_ERRORS
     return any(name in str(error) for name in _RECONNECT_ERRORS)
+
+
+def is_client_refused(error: Exception) -> bool:
+    """Whether Google refused the OAuth client itself (invalid_client: wrong id or secret)."""
+    return _token_error(error) == "invalid_client"
 
 
 __all__ = [
