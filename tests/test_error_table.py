@@ -170,6 +170,14 @@ ROWS = [
         "admin_reconnect_required",
         W,
     ),
+    Row(
+        "calendar 403 accessNotConfigured",
+        calendar_fault(403, "accessNotConfigured", "SERVICE_DISABLED"),
+        500,
+        WAIT,
+        "config_error",
+        E,
+    ),
     Row("calendar 404 notFound", calendar_fault(404, "notFound"), 500, WAIT, "config_error", E),
     Row(
         "calendar 409 duplicate",

@@ -45,10 +45,10 @@ _SCOPE_REASONS = frozenset(
         "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
         "forbidden",
         "requiredAccessLevel",
-        "SERVICE_DISABLED",
-        "accessNotConfigured",
     }
 )
+# The Calendar API is not enabled for the OAuth client's project: an operator's fix.
+_DISABLED_REASONS = frozenset({"accessNotConfigured", "SERVICE_DISABLED"})
 _ATTENDEE_MESSAGE = "attendee"
 
 _calls: ContextVar[Counter[str] | None] = ContextVar("calendar_calls", default=None)
@@ -117,6 +117,10 @@ def translate_http_error(error: Any, what: str) -> ClasscalError:
     label = f"Calendar {what}: HTTP {status} {' '.join(dict.fromkeys(old + new))}".rstrip()
     if status == 401:
         return AdminReconnectRequired(f"{label}: {tokens.RECONNECT_HINT}")
+    if status == 403 and every & _DISABLED_REASONS:
+        return ConfigError(
+            f"{label}: the Google Calendar API is not enabled for the OAuth client's project"
+        )
     if status == 403 and every & _SCOPE_REASONS:
         return AdminReconnectRequired(
             f"{label}: the stored grant lacks calendar access; {tokens.RECONNECT_HINT}"
