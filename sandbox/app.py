@@ -106,7 +106,10 @@ class Sandbox:
                     if fault.commit:
                         # Google did the work; only the answer is lost.
                         self._run(api, target, req, None)
-                    return api.error(fault.status, fault.reason, fault.message).to_response()
+                    # `details` only when given: an API's fault_error may not take it.
+                    extra = {"details": fault.details} if fault.details is not None else {}
+                    error = api.error(fault.status, fault.reason, fault.message, **extra)
+                    return error.to_response()
         selection = None
         if api.invalid_fields is not None and request.args.get("fields"):
             try:

@@ -550,3 +550,48 @@ def test_a_stopped_channels_late_notification_is_acknowledged_and_ignored(
 
     assert status == 200  # Google may deliver briefly after channels.stop
     assert _list_calls(sandbox) == lists_before
+
+
+# --- against Google's strictest documented answers -------------------------------------
+
+
+def test_a_full_resync_copes_with_bare_tombstones_and_short_pages_and_keeps_a_sync_token(
+    connected: Any, firestore: Any, sandbox: Any
+) -> None:
+    deleted, moved, kept = (scheduled_booking(firestore) for _ in range(3))
+    admin = admin_calendar(sandbox)
+    admin.events().insert(
+        calendarId="primary",
+        body={
+            "summary": "dentist",
+            "start": {"dateTime": (moved.start + timedelta(days=1)).isoformat()},
+            "end": {"dateTime": (moved.end + timedelta(days=1)).isoformat()},
+        },
+    ).execute()
+    settle()
+    # The token is lost; Google then pages one event at a time, ends on an empty page,
+    # and shows every deleted event as nothing but its id and status.
+    sandbox.expire_sync_tokens()
+    sandbox.set_calendar_rules(page_cap=1, trailing_empty_page=True, bare_tombstones="everyone")
+    delete(admin, deleted.event_id)
+    start, end = move(admin, moved.event_id, timedelta(hours=2))
+    lists_before = _list_calls(sandbox)
+
+    result = sync.sync_calendar()
+
+    assert result.full_resync
+    assert result.outcomes["cancelled"] == 1
+    assert result.outcomes["updated"] == 1
+    assert booking(firestore, deleted.booking_id)["status"] == "cancelled"
+    assert booking(firestore, moved.booking_id)["startTime"] == start
+    assert booking(firestore, moved.booking_id)["endTime"] == end
+    assert booking(firestore, kept.booking_id)["status"] == "scheduled"
+    assert _list_calls(sandbox) - lists_before > 8  # many short pages were followed
+    token = sync_state.sync_status("primary").get("syncToken")
+    assert token  # a full list without timeMax ends with a sync token
+    # ... that the next change is synced with, incrementally.
+    delete(admin, kept.event_id)
+    after = sync.sync_calendar()
+    assert not after.full_resync
+    assert after.outcomes["cancelled"] == 1
+    assert booking(firestore, kept.booking_id)["status"] == "cancelled"

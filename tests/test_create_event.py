@@ -116,6 +116,9 @@ def test_an_approved_payment_gives_one_event_with_a_meet_link_and_the_seed_booki
 ) -> None:
     booking = write_booking(firestore)
     caplog.set_level(logging.INFO)
+    # Google's answer to the insert is final here (by default the sandbox keeps the
+    # conference pending for one read, as Google may: see the conference tests below).
+    sandbox.set_conference(pending_reads=0)
     # The price comes only from a payment classcal reads from MercadoPago itself.
     mercadopago = configure_mercadopago(env, sandbox.url)
     paid = mercadopago.create_payment(
@@ -239,6 +242,56 @@ def test_a_student_without_an_email_still_gets_the_class(
 
     assert read_booking(firestore, booking.booking_id)["status"] == "scheduled"
     assert "attendees" not in classcal_events(sandbox)[0]
+
+
+# Addresses classcal's own check lets through (one @, no spaces, a dot after it) but
+# Google refuses; "ana maria@..." never reaches Google (no_usable_email).
+@pytest.mark.parametrize("email", ["ana(school)@example.com", "ana..b@example.com"])
+def test_an_address_google_refuses_still_schedules_the_class_without_the_attendee(
+    client: Any, firestore: Any, sandbox: Any, caplog: pytest.LogCaptureFixture, email: str
+) -> None:
+    booking = write_booking(firestore, student_email=email)
+    caplog.set_level(logging.INFO)
+
+    assert deliver(client, payment(booking.preference_id)) == 200
+
+    stored = read_booking(firestore, booking.booking_id)
+    [event] = classcal_events(sandbox)
+    assert stored["status"] == "scheduled"
+    assert MEET_URI.match(stored["htmlLink"])
+    assert stored["studentInvited"] is False
+    assert stored["studentInviteReason"] == "attendee_refused_by_google"
+    assert event["id"] == booking.event_id  # the same deterministic id, made once
+    assert "attendees" not in event
+    assert sandbox_calls(sandbox, "calendar.events.insert") == 2  # refused, then made
+    [warning] = records(caplog, reason="attendee_refused_by_google")
+    assert warning.levelno == logging.WARNING
+    assert warning.booking_id == booking.booking_id
+    assert email not in caplog.text
+
+
+def test_a_student_who_was_invited_is_recorded_as_invited(
+    client: Any, firestore: Any, sandbox: Any
+) -> None:
+    booking = write_booking(firestore)
+
+    assert deliver(client, payment(booking.preference_id)) == 200
+
+    stored = read_booking(firestore, booking.booking_id)
+    assert stored["studentInvited"] is True
+    assert "studentInviteReason" not in stored
+
+
+def test_a_student_without_an_email_is_recorded_as_not_invited(
+    client: Any, firestore: Any, sandbox: Any
+) -> None:
+    booking = write_booking(firestore, student_email=None)
+
+    assert deliver(client, payment(booking.preference_id)) == 200
+
+    stored = read_booking(firestore, booking.booking_id)
+    assert stored["studentInvited"] is False
+    assert stored["studentInviteReason"] == "no_usable_email"
 
 
 # --- exactly once ----------------------------------------------------------------------------

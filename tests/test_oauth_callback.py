@@ -677,8 +677,9 @@ def test_second_connection_replaces_the_token_and_a_running_instance_picks_it_up
     new = tokens.read_refresh_token()
     assert new.refresh_token != old.refresh_token
     assert versions() == [(2, "ENABLED"), (1, "DISABLED")]
-    # Act: the admin withdraws the first grant; the running instance calls Calendar.
-    revoke_at_google(sandbox, old.refresh_token)
+    # Act: the first refresh token stops working (revoking it would withdraw the whole
+    # grant, the new token too, as at Google): the running instance calls Calendar.
+    assert sandbox.expire_refresh_token(old.refresh_token)
     reads_before = requests_count(sandbox, "secretmanager.projects.secrets.versions.access")
 
     fetched = calendar.get_event(event["id"])
@@ -872,7 +873,9 @@ def test_no_token_code_or_secret_in_any_body_or_log_line(
         collect(client.get(local_path(wrong)))
     stored = tokens.read_refresh_token().refresh_token
     secrets += [stored, base64.b64encode(stored.encode()).decode()]
-    revoke_at_google(sandbox, stored)
+    # The stored token stops working. (Revoking the admin's tampered grant above already
+    # withdrew it at Google, which revokes a user's whole grant to the client.)
+    sandbox.expire_refresh_token(stored)
     collect(client.get("/", headers={"Accept": "application/json"}))
 
     captured = capsys.readouterr()

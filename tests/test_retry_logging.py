@@ -68,3 +68,49 @@ def test_redeliveries_for_google_503s_and_busy_bookings_log_no_traceback(
     # One WARNING per delivery: the reason, said once.
     assert len(warnings) == 5, warnings
     assert {r.get("reason") for r in warnings} == {"google_unavailable", "booking_busy"}
+
+
+def test_redeliveries_while_the_meet_conference_is_pending_log_no_traceback(
+    connected: dict[str, Any],
+    firestore: Any,
+    sandbox: Any,
+    firestore_emulator: processes.ManagedProcess,
+    sandbox_server: processes.ManagedProcess,
+    tmp_path: Path,
+) -> None:
+    server = processes.start_function(
+        "create_event",
+        {
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "FIRESTORE_EMULATOR_HOST": firestore_emulator.url,
+            "GOOGLE_SANDBOX_URL": sandbox_server.url,
+            "AUTH_GOOGLE_ID": CLIENT_ID,
+            "AUTH_GOOGLE_SECRET": CLIENT_SECRET,
+            "CALENDAR_ID": "primary",
+            "GOOGLE_API_RETRIES": "0",
+            "CONFERENCE_POLL_DELAYS": "0.01",
+            "LOG_LEVEL": "INFO",
+        },
+        tmp_path,
+        signature_type="cloudevent",
+    )
+    try:
+        sandbox.set_conference(pending_reads=10)  # Google is slow to make the Meet link
+        pending = write_booking(firestore)
+        statuses = [post(server.url, payment(pending.preference_id)) for _ in range(2)]
+        sandbox.set_conference(pending_reads=0)
+        statuses.append(post(server.url, payment(pending.preference_id)))
+    finally:
+        server.stop()
+
+    # The first two wait for the link (the second finds the event by its id: 409); the
+    # conference of that event stays pending for its reads, so the third waits too.
+    assert statuses[:2] == [500, 500]
+    lines = _lines(server)
+    assert not [line for line in lines if "Traceback" in line]
+    assert not [line for line in lines if "Exception on" in line]
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    warnings = [r for r in records if r.get("severity") == "WARNING"]
+    assert [r for r in records if r.get("severity") in ("ERROR", "CRITICAL")] == []
+    assert len(warnings) == statuses.count(500), warnings
+    assert {r.get("reason") for r in warnings} == {"conference_pending"}

@@ -22,6 +22,7 @@ API_KEY_CALLER = Caller(None, frozenset())
 
 
 def auth_error(message: str) -> CalendarError:
+    missing = message == "Login Required."
     return CalendarError(
         401,
         "authError",
@@ -29,6 +30,13 @@ def auth_error(message: str) -> CalendarError:
         location_type="header",
         location="Authorization",
         headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'},
+        top_message=(
+            "Request is missing required authentication credential. Expected OAuth 2 access "
+            "token, login cookie or other valid authentication credential."
+            if missing
+            else None
+        ),
+        details="CREDENTIALS_MISSING" if missing else None,
     )
 
 

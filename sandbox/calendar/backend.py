@@ -22,6 +22,7 @@ from sandbox.calendar.errors import CalendarError, bad_request, not_found
 from sandbox.calendar.models import (
     BusyResult,
     Calendar,
+    CalendarRules,
     ConferenceSettings,
     EventPage,
     EventView,
@@ -67,6 +68,8 @@ class CalendarBackend:
             self.sync_tokens: dict[str, SyncPoint] = {}
             self.page_cursors: OrderedDict[str, PageCursor] = OrderedDict()
             self.conference_settings = ConferenceSettings()
+            self.rules = CalendarRules()
+            self.notifier.linger_seconds = self.rules.channel_linger_seconds
 
     def reset(self) -> None:
         """Forget everything: stop every channel, drop every calendar and token."""
@@ -154,6 +157,14 @@ class CalendarBackend:
             raise not_found()
         return found
 
+    def _shown(self, calendar: Calendar, event: StoredEvent, caller: Caller, zone: tzinfo,
+               span: Span | None, consumed: set[str]) -> EventView:  # fmt: skip
+        """An event as a read shows it: a tombstone bare as the rules say."""
+        bare = self.rules.bare_tombstones
+        return views.event_view(
+            calendar, event, caller.email, zone, span=span, consumed=consumed, bare_tombstones=bare
+        )
+
     # --- events -----------------------------------------------------------------
 
     def insert(
@@ -215,7 +226,7 @@ class CalendarBackend:
             calendar = self._readable(caller, calendar_id)
             event, span = self._find_event(calendar, event_id)
             zone = self._zone(time_zone, calendar)
-            return views.event_view(calendar, event, caller.email, zone, span=span, consumed=set())
+            return self._shown(calendar, event, caller, zone, span, set())
 
     def patch(
         self, caller: Caller, calendar_id: str, event_id: str, body: dict[str, Any], **options: Any
@@ -332,25 +343,19 @@ class CalendarBackend:
                         )
                     since = point.seq
                 entries = query.select(calendar, listing, since)
-                cursor = PageCursor(calendar.id, entries, 0, calendar.change_seq)
-            page = cursor.entries[cursor.offset : cursor.offset + max_results]
+                sync = since is not None or query.issues_sync_token(listing)
+                cursor = PageCursor(calendar.id, entries, 0, calendar.change_seq, sync=sync)
+            page, following = query.cut_page(cursor, max_results, self.rules)
             consumed: set[str] = set()
             items = []
             for event_id, start in page:
                 event = calendar.events[event_id]
                 span = event_rules.span_at(event, start) if start is not None else None
-                items.append(
-                    views.event_view(
-                        calendar, event, caller.email, zone, span=span, consumed=consumed
-                    )
-                )
-            next_offset = cursor.offset + len(page)
+                items.append(self._shown(calendar, event, caller, zone, span, consumed))
             next_page = next_sync = None
-            if next_offset < len(cursor.entries):
-                next_page = self._remember_cursor(
-                    PageCursor(cursor.calendar_id, cursor.entries, next_offset, cursor.sync_seq)
-                )
-            else:
+            if following is not None:
+                next_page = self._remember_cursor(following)
+            elif cursor.sync:
                 next_sync = self._issue_sync_token(calendar.id, cursor.sync_seq)
             return EventPage(
                 calendar_id=calendar.id,
@@ -401,7 +406,8 @@ class CalendarBackend:
             existing = self.notifier.find(wanted.id)
             if existing is not None and existing.active():
                 raise CalendarError(400, "channelIdNotUnique", f"Channel id {wanted.id} not unique")
-            channel = wanted.open_on(calendar.id, owner=caller.email or "")
+            resource_id = self.notifier.resource_id_for(calendar.id)
+            channel = wanted.open_on(calendar.id, caller.email or "", resource_id)
             self.notifier.open(channel)
         return channel
 
@@ -445,6 +451,12 @@ class CalendarBackend:
         """How conferences created from now on behave."""
         with self.lock:
             self.conference_settings = settings
+
+    def set_rules(self, rules: CalendarRules) -> None:
+        """How listings, tombstones and channels behave from now on."""
+        with self.lock:
+            self.rules = rules
+            self.notifier.linger_seconds = rules.channel_linger_seconds
 
     def expire_sync_tokens(self, calendar_id: str | None = None) -> int:
         """Forget the sync tokens of a calendar (None: of all); how many were forgotten."""

@@ -1,4 +1,8 @@
-"""Calendar's error body: `{"error": {"code", "message", "errors": [{domain, reason, ...}]}}`."""
+"""Calendar's error body: `{"error": {"code", "message", "errors": [{domain, reason, ...}]}}`,
+and, where Google's front end writes it (auth, scope and quota errors), its current form
+beside the old list: `"status"` (the google.rpc.Code name) and `"details"` holding an
+ErrorInfo whose `reason` is the machine reason (ACCESS_TOKEN_SCOPE_INSUFFICIENT, ...).
+google-api-python-client's `HttpError.error_details` reads `details` first."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from sandbox.core.errors import SandboxError, json_response
+from sandbox.core.errors import GRPC_STATUS, SandboxError, error_info, json_response
 
 # Calendar reasons that Google reports under the usageLimits domain.
 USAGE_LIMIT_REASONS = frozenset(
@@ -41,6 +45,23 @@ CALENDAR_MESSAGES = {
     "conditionNotMet": "Precondition Failed",
 }
 
+SERVICE = "calendar-json.googleapis.com"
+
+# The errors Google answers in its current shape by default: (status, old reason) ->
+# (top-level message, ErrorInfo reason or None for `status` without `details`).
+CURRENT_SHAPE: dict[tuple[int, str], tuple[str, str | None]] = {
+    (401, "authError"): (
+        "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+        "login cookie or other valid authentication credential.",
+        None,
+    ),
+    (403, "insufficientPermissions"): (
+        "Request had insufficient authentication scopes.",
+        "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+    ),
+    (429, "rateLimitExceeded"): ("Resource has been exhausted (e.g. check quota).", None),
+}
+
 # The reason a fault given only a status answers with.
 DEFAULT_REASONS = {
     400: "badRequest",
@@ -68,6 +89,8 @@ class CalendarError(SandboxError):
         location: str | None = None,
         headers: dict[str, str] | None = None,
         top_message: str | None = None,
+        details: str | None = None,
+        method: str | None = None,
     ) -> None:
         self.status = status
         self.reason = reason
@@ -76,8 +99,19 @@ class CalendarError(SandboxError):
         self.location_type = location_type
         self.location = location
         self.headers = headers or {}
+        current = CURRENT_SHAPE.get((status, reason))
         # Google sometimes words the top-level message differently from errors[0].
-        self.top_message = top_message or self.message
+        self.top_message = top_message or (current[0] if current else self.message)
+        # details: an ErrorInfo reason; "" asks for the old shape only.
+        if details is None and current is not None:
+            details = current[1] or ""
+            self.grpc_status: str | None = GRPC_STATUS.get(status, "UNKNOWN")
+        elif details:
+            self.grpc_status = GRPC_STATUS.get(status, "UNKNOWN")
+        else:
+            self.grpc_status = None
+        self.details = details or None
+        self.method = method
         super().__init__(f"{status} {reason}: {self.message}")
 
     def to_response(self) -> Response:
@@ -90,8 +124,17 @@ class CalendarError(SandboxError):
             detail["locationType"] = self.location_type
         if self.location:
             detail["location"] = self.location
-        body = {"error": {"code": self.status, "message": self.top_message, "errors": [detail]}}
-        return json_response(body, self.status, self.headers)
+        error: dict[str, Any] = {
+            "code": self.status,
+            "message": self.top_message,
+            "errors": [detail],
+        }
+        if self.grpc_status:
+            error["status"] = self.grpc_status
+        if self.details:
+            metadata = {"method": self.method} if self.method else {}
+            error["details"] = [error_info(self.details, SERVICE, **metadata)]
+        return json_response({"error": error}, self.status, self.headers)
 
 
 def not_found() -> CalendarError:
@@ -111,6 +154,11 @@ def invalid_fields(message: str) -> CalendarError:
     )
 
 
-def fault_error(status: int, reason: str | None, message: str | None) -> CalendarError:
-    """What an injected fault, an unknown path or a crash answers on Calendar's paths."""
-    return CalendarError(status, reason or DEFAULT_REASONS.get(status, "backendError"), message)
+def fault_error(
+    status: int, reason: str | None, message: str | None, *, details: str | None = None
+) -> CalendarError:
+    """What an injected fault, an unknown path or a crash answers on Calendar's paths;
+    `details` an ErrorInfo reason (None: as Google answers that reason, "": none)."""
+    return CalendarError(
+        status, reason or DEFAULT_REASONS.get(status, "backendError"), message, details=details
+    )

@@ -57,6 +57,26 @@ def check_types(schema: DiscoverySchema, body: dict[str, Any]) -> None:
             raise CalendarError(400, "invalid", f"Invalid value for: {violation.path}")
 
 
+# What Google accepts as an attendee address, as far as public reports show: a dot-atom
+# local part (no spaces, parentheses, quotes, commas or brackets, no leading, trailing or
+# doubled dots) and a domain of letter/digit/hyphen labels with at least one dot.
+_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_LABEL_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def valid_attendee_email(email: Any) -> bool:
+    if not isinstance(email, str) or len(email) > 254 or email.count("@") != 1:
+        return False
+    local, domain = email.split("@")
+    labels = domain.split(".")
+    return (
+        len(local) <= 64
+        and bool(_LOCAL_RE.match(local))
+        and len(labels) >= 2
+        and all(_LABEL_RE.match(label) for label in labels)
+    )
+
+
 def clean_event(body: dict[str, Any], calendar: Calendar) -> dict[str, Any]:
     """The writable fields of `body`, validated and with defaults filled in."""
     clean = {k: copy.deepcopy(body[k]) for k in WRITABLE_FIELDS if body.get(k) is not None}
@@ -84,6 +104,8 @@ def clean_event(body: dict[str, Any], calendar: Calendar) -> dict[str, Any]:
     for attendee in clean.get("attendees", []):
         if not attendee.get("email"):
             raise CalendarError(400, "required", "Missing attendee email.")
+        if not valid_attendee_email(attendee["email"]):
+            raise CalendarError(400, "invalid", "Invalid attendee email.")
         attendee.setdefault("responseStatus", "needsAction")
         if attendee["responseStatus"] not in _RESPONSE_STATUSES:
             raise CalendarError(400, "invalid", "Invalid attendee responseStatus.")

@@ -224,6 +224,11 @@ def list_events(backend: CalendarBackend, req: ApiRequest) -> Reply:
     page_token, sync_token = args.get("pageToken"), args.get("syncToken")
     listing = _list_query(req)
     if sync_token is not None:
+        if args.get("showDeleted", "").lower() == "false":
+            # Deleted events are always part of an incremental sync.
+            raise bad_request(
+                "invalid", "showDeleted=false cannot be combined with a sync token.", "showDeleted"
+            )
         clashing = [name for name in _SYNC_INCOMPATIBLE if name in args]
         if clashing:
             raise bad_request(

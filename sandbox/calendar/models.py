@@ -45,8 +45,27 @@ class Span:
 class ConferenceSettings:
     """How conferences created from now on behave (control endpoint /_sandbox/conference)."""
 
-    pending_reads: int = 0
+    # Google's answer to the insert itself may still say `pending` (and the next read
+    # `success`): by default one read is pending. 0 makes the insert's answer final.
+    pending_reads: int = 1
     outcome: str = "success"
+
+
+@dataclass
+class CalendarRules:
+    """How listings, tombstones and channels behave (control endpoint
+    /_sandbox/calendar_rules); the defaults are as strict as Google documents."""
+
+    # A page holds at most this many items, whatever maxResults asks (short pages).
+    page_cap: int | None = None
+    # The last page with items still carries nextPageToken; an empty page follows with
+    # the nextSyncToken (Google documents that a page may be empty while more follow).
+    trailing_empty_page: bool = False
+    # Who sees a deleted event as nothing but id and status: "others" (everyone but the
+    # calendar's owner, Google's organiser view), "everyone", or "never" (lenient).
+    bare_tombstones: str = "others"
+    # How long a stopped channel still receives notifications.
+    channel_linger_seconds: float = 1.0
 
 
 @dataclass
@@ -113,6 +132,9 @@ class PageCursor:
     entries: list[EntryRef]
     offset: int
     sync_seq: int
+    sync: bool = True  # the last page carries a nextSyncToken
+    empty_due: bool = False  # the page this cursor points at is served empty
+    trailed: bool = False  # the trailing empty page is the next one
 
 
 # --- snapshots for the renderer ---------------------------------------------------
@@ -149,6 +171,7 @@ class EventView:
     span: Span | None  # set: this view is one instance of a recurring event
     conference: ConferenceView | None  # a createRequest conference; else body's conferenceData
     zone: tzinfo  # the zone times are written in (the request's timeZone or the calendar's)
+    bare: bool = False  # a tombstone shown as nothing but its id and status
 
     @property
     def status(self) -> str:

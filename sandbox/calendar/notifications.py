@@ -56,6 +56,8 @@ class Channel:
     expiration: datetime
     params: dict[str, str]
     message_number: int = 0
+    # Set by channels.stop: notifications still go out until then, as Google's do.
+    linger_until: datetime | None = None
     stopped: threading.Event = field(default_factory=threading.Event)
     outbox: queue.Queue[tuple[int, str]] = field(default_factory=queue.Queue)
     log: list[dict[str, Any]] = field(default_factory=list)
@@ -65,7 +67,13 @@ class Channel:
         return timeutil.now() >= self.expiration
 
     def active(self) -> bool:
-        return not self.stopped.is_set() and not self.expired()
+        return self.linger_until is None and not self.stopped.is_set() and not self.expired()
+
+    def delivering(self) -> bool:
+        """Still sends notifications: active, or stopped less than the linger ago."""
+        if self.stopped.is_set() or self.expired():
+            return False
+        return self.linger_until is None or timeutil.now() < self.linger_until
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -77,7 +85,7 @@ class Channel:
             "address": self.address,
             "token": self.token,
             "expiration": timeutil.format_timestamp(self.expiration),
-            "stopped": self.stopped.is_set(),
+            "stopped": self.stopped.is_set() or self.linger_until is not None,
             "expired": self.expired(),
             "deliveries": list(self.log),
         }
@@ -93,11 +101,11 @@ class ChannelRequest:
     expiration: datetime
     params: dict[str, str]
 
-    def open_on(self, calendar_id: str, owner: str) -> Channel:
+    def open_on(self, calendar_id: str, owner: str, resource_id: str) -> Channel:
         quoted = urllib.parse.quote(calendar_id, safe="")
         return Channel(
             id=self.id,
-            resource_id=secrets.token_urlsafe(20)[:27],
+            resource_id=resource_id,
             resource_uri=f"https://www.googleapis.com/calendar/v3/calendars/{quoted}/events?alt=json",
             calendar_id=calendar_id,
             owner=owner,
@@ -154,6 +162,14 @@ class Notifier:
         self.lock = lock  # the Calendar backend's: channels change with its state
         self.stats = stats
         self.channels: dict[str, Channel] = {}
+        self.lingering: list[Channel] = []  # stopped, still notifying for a while
+        self.linger_seconds = 0.0
+        # One resourceId per watched calendar, shared by all its channels, as Google's.
+        self.resource_ids: dict[str, str] = {}
+
+    def resource_id_for(self, calendar_id: str) -> str:
+        with self.lock:
+            return self.resource_ids.setdefault(calendar_id, secrets.token_urlsafe(20)[:27])
 
     def open(self, channel: Channel) -> None:
         """Register a channel and queue its `sync` message (number 1)."""
@@ -168,8 +184,9 @@ class Notifier:
     def changed(self, calendar_id: str) -> None:
         """Something changed in a calendar's events: tell every live channel on it."""
         with self.lock:
-            for channel in self.channels.values():
-                if channel.calendar_id == calendar_id and channel.active():
+            self.lingering = [c for c in self.lingering if c.delivering()]
+            for channel in [*self.channels.values(), *self.lingering]:
+                if channel.calendar_id == calendar_id and channel.delivering():
                     self._enqueue(channel, "exists")
 
     def find(self, channel_id: str) -> Channel | None:
@@ -178,13 +195,19 @@ class Notifier:
 
     def stop(self, channel: Channel) -> None:
         with self.lock:
-            channel.stopped.set()
             self.channels.pop(channel.id, None)
+            if self.linger_seconds > 0:
+                channel.linger_until = timeutil.now() + timedelta(seconds=self.linger_seconds)
+                self.lingering.append(channel)
+            else:
+                channel.stopped.set()
 
     def stop_all(self) -> None:
         with self.lock:
-            channels = list(self.channels.values())
+            channels = [*self.channels.values(), *self.lingering]
             self.channels.clear()
+            self.lingering.clear()
+            self.resource_ids.clear()
         for channel in channels:
             channel.stopped.set()
         for channel in channels:
@@ -204,10 +227,12 @@ class Notifier:
             try:
                 number, resource_state = channel.outbox.get(timeout=0.1)
             except queue.Empty:
-                if channel.expired():
+                if not channel.delivering():
+                    channel.stopped.set()
                     return
                 continue
-            if not channel.active():
+            if not channel.delivering():
+                channel.stopped.set()
                 return
             self._deliver(channel, number, resource_state)
 

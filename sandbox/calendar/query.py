@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sandbox.calendar.event_rules import base_span, instances
-from sandbox.calendar.models import Calendar, EntryRef, Span, StoredEvent
+from sandbox.calendar.models import (
+    Calendar,
+    CalendarRules,
+    EntryRef,
+    PageCursor,
+    Span,
+    StoredEvent,
+)
 from sandbox.core import timeutil
 
 
@@ -22,6 +29,39 @@ class ListQuery:
     private_props: list[tuple[str, str]] = field(default_factory=list)
     shared_props: list[tuple[str, str]] = field(default_factory=list)
     ical_uid: str | None = None
+
+
+def issues_sync_token(query: ListQuery) -> bool:
+    """Whether a full listing ends with a nextSyncToken: not when it used a parameter a
+    sync token cannot be combined with, timeMin excepted (Google sends none then)."""
+    return not (
+        query.time_max
+        or query.order_by
+        or query.q
+        or query.updated_min
+        or query.ical_uid
+        or query.private_props
+        or query.shared_props
+    )
+
+
+def cut_page(
+    cursor: PageCursor, max_results: int, rules: CalendarRules
+) -> tuple[list[EntryRef], PageCursor | None]:
+    """The entries of the page `cursor` points at, and the next page's cursor (None:
+    this is the last page). Pages may be short or empty while more follow, as Google
+    documents: a listing of several pages always serves its second page empty, and
+    `rules` can cap every page and add an empty page at the end."""
+    if cursor.empty_due:
+        return [], replace(cursor, empty_due=False)
+    size = min(max_results, rules.page_cap) if rules.page_cap else max_results
+    page = cursor.entries[cursor.offset : cursor.offset + size]
+    end = cursor.offset + len(page)
+    if end < len(cursor.entries):
+        return page, replace(cursor, offset=end, empty_due=cursor.offset == 0)
+    if rules.trailing_empty_page and page and not cursor.trailed:
+        return page, replace(cursor, offset=end, trailed=True)
+    return page, None
 
 
 def select(calendar: Calendar, query: ListQuery, since: int | None) -> list[EntryRef]:

@@ -56,6 +56,10 @@ def event(view: EventView) -> dict[str, Any]:
     span = view.span
     occurrence = span or view.base
     event_id = instance_id(view.id, occurrence.start) if span else view.id
+    if view.bare:
+        # "Deleted events are only guaranteed to have the id field populated."
+        bare = {"kind": "calendar#event", "etag": _etag(view), "id": event_id}
+        return {**bare, "status": view.status}
     out: dict[str, Any] = {
         "kind": "calendar#event",
         "etag": _etag(view),

@@ -18,8 +18,13 @@ def event_view(
     *,
     span: Span | None = None,
     consumed: set[str] | None,
+    bare_tombstones: str = "never",
 ) -> EventView:
-    """The event as `viewer` sees it now; `consumed` as for `conference.observe`."""
+    """The event as `viewer` sees it now; `consumed` as for `conference.observe`;
+    `bare_tombstones` as `CalendarRules.bare_tombstones`."""
+    bare = event.cancelled and (
+        bare_tombstones == "everyone" or (bare_tombstones == "others" and viewer != calendar.owner)
+    )
     return EventView(
         calendar_id=calendar.id,
         calendar_owner=calendar.owner,
@@ -37,6 +42,7 @@ def event_view(
         span=span,
         conference=conference.observe(event, consumed),
         zone=zone,
+        bare=bare,
     )
 
 

@@ -88,7 +88,8 @@ class SandboxControl:
 
     def set_oauth(self, **knobs: Any) -> dict[str, Any]:
         """omit_refresh_token, access_token_ttl, id_token={aud, iss, exp_offset,
-        email_verified, bad_signature, ...}; no arguments clears them."""
+        email_verified, bad_signature, ...}, and the lenient refresh_token_without_consent
+        and revoke_single_grant; no arguments clears them."""
         return self._call("POST", "oauth", knobs)
 
     # --- service accounts and domain-wide delegation -------------------------
@@ -110,6 +111,10 @@ class SandboxControl:
         query = urllib.parse.urlencode({"client_id": client_id})
         return self._call("DELETE", f"delegation?{query}")["withdrawn"]
 
+    def expire_refresh_token(self, refresh_token: str) -> bool:
+        """Make one refresh token stop working (invalid_grant), its grant's others kept."""
+        return self._call("POST", "tokens/expire", {"refresh_token": refresh_token})["expired"]
+
     # --- Calendar ---------------------------------------------------------
 
     def add_calendar(
@@ -126,6 +131,11 @@ class SandboxControl:
         if summary is not None:
             body["summary"] = summary
         return self._call("POST", "calendars", body)
+
+    def set_calendar_rules(self, **rules: Any) -> dict[str, Any]:
+        """page_cap, trailing_empty_page, bare_tombstones ("others", "everyone", "never"),
+        channel_linger_seconds; those left out (no arguments: all) take the strict defaults."""
+        return self._call("POST", "calendar_rules", rules)
 
     def set_conference(self, pending_reads: int = 0, outcome: str = "success") -> dict[str, Any]:
         return self._call(
@@ -157,10 +167,13 @@ class SandboxControl:
         commit: bool = False,
         delay: float | None = None,
         message: str | None = None,
+        details: str | None = None,
     ) -> dict[str, Any]:
         """Make matching requests fail. `method` is an HTTP method or a discovery method id
         (None: any); `path` a regex searched in the request path; `count=None` means
-        unlimited (with or without `probability`). `status=0` with `delay` only delays."""
+        unlimited (with or without `probability`). `status=0` with `delay` only delays.
+        `details`: the ErrorInfo reason the body's `details` carries (None: what Google
+        sends with that reason, "": no `details`)."""
         body: dict[str, Any] = {
             "method": method,
             "path": path,
@@ -175,6 +188,8 @@ class SandboxControl:
             body["delay"] = delay
         if message is not None:
             body["message"] = message
+        if details is not None:
+            body["details"] = details
         return self._call("POST", "faults", body)
 
     def clear_faults(self) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sandbox.calendar import render as calendar_render
 from sandbox.calendar.backend import KEEP
-from sandbox.calendar.models import DEFAULT_TIME_ZONE, ConferenceSettings
+from sandbox.calendar.models import DEFAULT_TIME_ZONE, CalendarRules, ConferenceSettings
 from sandbox.control.backend import ControlBackend
 from sandbox.control.errors import ControlError
 from sandbox.core import timeutil
@@ -16,7 +16,13 @@ from sandbox.core.routing import ApiRequest, Reply
 from sandbox.oauth import render as oauth_render
 from sandbox.oauth.models import OAuthKnobs
 
-_OAUTH_KNOBS = {"omit_refresh_token", "access_token_ttl", "id_token"}
+_OAUTH_KNOBS = {
+    "omit_refresh_token",
+    "access_token_ttl",
+    "id_token",
+    "refresh_token_without_consent",
+    "revoke_single_grant",
+}
 
 
 def _body(req: ApiRequest) -> dict[str, Any]:
@@ -101,6 +107,32 @@ def set_conference(backend: ControlBackend, req: ApiRequest) -> Reply:
     return Reply({"pending_reads": pending_reads, "outcome": outcome})
 
 
+def set_calendar_rules(backend: ControlBackend, req: ApiRequest) -> Reply:
+    """Calendar's strictness knobs; the fields left out take their (strict) defaults."""
+    body = _body(req)
+    defaults = CalendarRules()
+    unknown = set(body) - set(vars(defaults))
+    if unknown:
+        raise ControlError(400, f"unknown calendar rules {sorted(unknown)}")
+    page_cap = body.get("page_cap")
+    if page_cap is not None and (not isinstance(page_cap, int) or page_cap < 1):
+        raise ControlError(400, "'page_cap' must be a positive integer or null")
+    tombstones = body.get("bare_tombstones", defaults.bare_tombstones)
+    if tombstones not in ("others", "everyone", "never"):
+        raise ControlError(400, "'bare_tombstones' must be 'others', 'everyone' or 'never'")
+    linger = body.get("channel_linger_seconds", defaults.channel_linger_seconds)
+    if not isinstance(linger, int | float) or linger < 0:
+        raise ControlError(400, "'channel_linger_seconds' must be a non-negative number")
+    rules = CalendarRules(
+        page_cap=page_cap,
+        trailing_empty_page=bool(body.get("trailing_empty_page", False)),
+        bare_tombstones=tombstones,
+        channel_linger_seconds=float(linger),
+    )
+    backend.calendar.set_rules(rules)
+    return Reply(vars(rules))
+
+
 def set_oauth(backend: ControlBackend, req: ApiRequest) -> Reply:
     body = _body(req)
     unknown = set(body) - _OAUTH_KNOBS
@@ -112,6 +144,8 @@ def set_oauth(backend: ControlBackend, req: ApiRequest) -> Reply:
         omit_refresh_token=bool(body.get("omit_refresh_token", False)),
         access_token_ttl=int(body.get("access_token_ttl", OAuthKnobs().access_token_ttl)),
         id_token=dict(body.get("id_token") or {}),
+        refresh_token_without_consent=bool(body.get("refresh_token_without_consent", False)),
+        revoke_single_grant=bool(body.get("revoke_single_grant", False)),
     )
     backend.oauth.set_knobs(knobs)
     return Reply(
@@ -119,13 +153,27 @@ def set_oauth(backend: ControlBackend, req: ApiRequest) -> Reply:
             "omit_refresh_token": knobs.omit_refresh_token,
             "access_token_ttl": knobs.access_token_ttl,
             "id_token": knobs.id_token,
+            "refresh_token_without_consent": knobs.refresh_token_without_consent,
+            "revoke_single_grant": knobs.revoke_single_grant,
         }
     )
+
+
+def expire_refresh_token(backend: ControlBackend, req: ApiRequest) -> Reply:
+    token = _required_str(_body(req), "refresh_token")
+    return Reply({"expired": backend.oauth.expire_refresh_token(token)})
 
 
 def expire_sync_tokens(backend: ControlBackend, req: ApiRequest) -> Reply:
     body = _body(req)
     return Reply({"expired": backend.calendar.expire_sync_tokens(body.get("calendar"))})
+
+
+def _details(value: Any) -> str | None:
+    """A fault's `details`: an ErrorInfo reason, "" for none, absent for the API's default."""
+    if value is None or isinstance(value, str):
+        return value
+    raise ControlError(400, "'details' must be an ErrorInfo reason (a string)")
 
 
 def add_fault(backend: ControlBackend, req: ApiRequest) -> Reply:
@@ -158,6 +206,7 @@ def add_fault(backend: ControlBackend, req: ApiRequest) -> Reply:
         probability=float(probability) if probability is not None else None,
         commit=bool(body.get("commit", False)),
         delay=float(delay) if delay else None,
+        details=_details(body.get("details")),
     )
     backend.faults.add(fault)
     return Reply(fault.describe())

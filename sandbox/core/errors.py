@@ -23,6 +23,35 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
+# HTTP status -> the google.rpc.Code name Google's JSON errors carry as "status".
+GRPC_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    412: "FAILED_PRECONDITION",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
+
+
+def error_info(reason: str, service: str, **metadata: str) -> dict[str, Any]:
+    """A google.rpc.ErrorInfo, the entry of `details` that names the machine reason."""
+    return {
+        "@type": ERROR_INFO_TYPE,
+        "reason": reason,
+        "domain": "googleapis.com",
+        "metadata": {"service": service, **metadata},
+    }
+
+
 def status_phrase(status: int) -> str:
     """The HTTP reason phrase of a status, "Error" for a status HTTP does not name."""
     return HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"

@@ -22,6 +22,8 @@ class Fault:
     probability: float | None
     commit: bool
     delay: float | None
+    # An ErrorInfo reason for the body's `details` (None: as the API answers the reason).
+    details: str | None = None
     fired: int = 0
 
     def describe(self) -> dict[str, Any]:
@@ -35,6 +37,7 @@ class Fault:
             "probability": self.probability,
             "commit": self.commit,
             "delay": self.delay,
+            "details": self.details,
             "fired": self.fired,
         }
 

@@ -70,7 +70,9 @@ class ApiRequest:
 Handler = Callable[[ApiRequest], "Reply | Response"]
 # A row of a routes table: (HTTP method, path regex, method id, handler(backend, request)).
 RouteRow = tuple[str, str, str, Callable[..., "Reply | Response"]]
-ErrorFactory = Callable[[int, "str | None", "str | None"], SandboxError]
+# fault_error(status, reason, message); an API whose errors can carry an ErrorInfo
+# also takes the keyword `details` (passed only when a fault names one).
+ErrorFactory = Callable[..., SandboxError]
 
 
 @dataclass(frozen=True)

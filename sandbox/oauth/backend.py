@@ -193,12 +193,18 @@ class OAuthBackend:
         code_challenge_method: str | None = None,
         nonce: str | None = None,
         include_granted_scopes: bool = False,
+        prompt: str | None = None,
     ) -> AuthCode:
         """The user allowed: an authorization code for the scopes they left ticked."""
         if not _EMAIL_RE.match(email):
             raise ConsentPageError(400, "invalid_request", f"Not an email address: {email}")
         scopes = normalize_scopes(scopes)
         with self.lock:
+            # Google shows the consent screen when asked to, or when the user has not
+            # consented to this client yet (none granted, or all revoked).
+            consent_shown = "consent" in (prompt or "").split() or not self._live_grants(
+                client_id, email
+            )
             if include_granted_scopes:
                 for scope in self.granted_scopes.get((client_id, email), []):
                     if scope not in scopes:
@@ -214,6 +220,7 @@ class OAuthBackend:
                 code_challenge_method=code_challenge_method,
                 nonce=nonce,
                 expires_at=timeutil.now() + CODE_TTL,
+                consent_shown=consent_shown,
             )
             self.codes[code.code] = code
         return code
@@ -257,7 +264,8 @@ class OAuthBackend:
         if code.code_challenge is not None:
             _check_pkce(code, request.code_verifier)
         code.used = True
-        offline = code.access_type == "offline" and not self.knobs.omit_refresh_token
+        consented = code.consent_shown or self.knobs.refresh_token_without_consent
+        offline = code.access_type == "offline" and consented and not self.knobs.omit_refresh_token
         grant = self._create_grant(client.client_id, code.email, code.scopes, offline, code.nonce)
         access = self._issue_access_token(grant, grant.scopes)
         return self._issued(grant, access, include_refresh_token=offline)
@@ -367,8 +375,17 @@ class OAuthBackend:
 
     # --- revocation ---------------------------------------------------------------
 
+    def _live_grants(self, client_id: str, email: str) -> list[Grant]:
+        return [
+            g
+            for g in self.grants.values()
+            if g.client_id == client_id and g.email == email and not g.revoked
+        ]
+
     def revoke(self, token: str) -> None:
-        """Revoke the grant a refresh or access token belongs to, and all its tokens."""
+        """Revoke a refresh or access token. As at Google, that withdraws the user's whole
+        grant to the client: every refresh and access token of it, older ones included
+        (the `revoke_single_grant` knob limits it to the token's own exchange)."""
         with self.lock:
             grant_id = self.refresh_tokens.get(token)
             if grant_id is None and token in self.access_tokens:
@@ -376,11 +393,32 @@ class OAuthBackend:
             grant = self.grants.get(grant_id) if grant_id else None
             if grant is None or grant.revoked:
                 raise OAuthError(400, "invalid_token", "Token expired or revoked")
-            grant.revoked = True
-            if grant.refresh_token:
-                self.refresh_tokens.pop(grant.refresh_token, None)
-            for key in [k for k, v in self.access_tokens.items() if v.grant_id == grant.id]:
-                del self.access_tokens[key]
+            doomed = (
+                [grant]
+                if self.knobs.revoke_single_grant
+                else self._live_grants(grant.client_id, grant.email)
+            )
+            for each in doomed:
+                self._withdraw(each)
+            if not self.knobs.revoke_single_grant:
+                self.granted_scopes.pop((grant.client_id, grant.email), None)
+
+    def expire_refresh_token(self, token: str) -> bool:
+        """Make one refresh token stop working, its grant's others untouched (as Google's
+        7-day expiry for apps in Testing, or its per-client limit on refresh tokens)."""
+        with self.lock:
+            grant = self.grants.get(self.refresh_tokens.get(token, ""))
+            if grant is None or grant.revoked:
+                return False
+            self._withdraw(grant)
+            return True
+
+    def _withdraw(self, grant: Grant) -> None:
+        grant.revoked = True
+        if grant.refresh_token:
+            self.refresh_tokens.pop(grant.refresh_token, None)
+        for key in [k for k, v in self.access_tokens.items() if v.grant_id == grant.id]:
+            del self.access_tokens[key]
 
 
 def _check_pkce(code: AuthCode, verifier: str | None) -> None:

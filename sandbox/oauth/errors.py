@@ -21,7 +21,13 @@ class OAuthError(SandboxError):
         body: dict[str, str] = {"error": self.error}
         if self.description:
             body["error_description"] = self.description
-        headers = {"WWW-Authenticate": "Basic"} if self.status == 401 else None
+        # A Basic challenge needs its realm (RFC 7617): httplib2, which google-auth uses
+        # under googleapiclient, cannot parse a bare "Basic" and raises TransportError.
+        headers = (
+            {"WWW-Authenticate": 'Basic realm="https://accounts.google.com"'}
+            if self.status == 401
+            else None
+        )
         return json_response(body, self.status, headers)
 
 

@@ -42,6 +42,7 @@ def consent(backend: OAuthBackend, req: ApiRequest) -> Response:
         code_challenge_method=form.get("code_challenge_method") or None,
         nonce=form.get("nonce") or None,
         include_granted_scopes=form.get("include_granted_scopes") == "true",
+        prompt=form.get("prompt") or None,
     )
     return render.redirect(
         redirect_uri,

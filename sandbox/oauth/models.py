@@ -52,6 +52,9 @@ class AuthCode:
     nonce: str | None
     expires_at: datetime
     used: bool = False
+    # Google showed its consent screen for this code (prompt=consent, or the user's
+    # first consent to the client): only then does the exchange carry a refresh token.
+    consent_shown: bool = True
 
 
 @dataclass
@@ -59,6 +62,10 @@ class OAuthKnobs:
     """Test knobs for the tokens issued next (see control endpoint /_sandbox/oauth)."""
 
     omit_refresh_token: bool = False
+    # Lenient knobs, off by default (Google's behaviour): a refresh token on every
+    # offline exchange, and revocation of one token's grant only.
+    refresh_token_without_consent: bool = False
+    revoke_single_grant: bool = False
     access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL
     id_token: dict[str, Any] = field(default_factory=dict)
 

@@ -67,6 +67,13 @@ class GoogleUnavailable(TransientError):
     code = "google_unavailable"
 
 
+class CalendarUsageLimited(GoogleUnavailable):
+    """Google Calendar's usage limits (quotaExceeded, dailyLimitExceeded): the calendar
+    stays read-only for hours, so retrying in seconds only spends attempts."""
+
+    code = "calendar_usage_limits"
+
+
 class AdminReconnectRequired(TransientError):
     """The admin's refresh token is missing, revoked or lacks a scope: reconnect Google."""
 
@@ -91,6 +98,12 @@ class BookingBusy(TransientError):
     """Another delivery holds the booking's scheduling lease."""
 
     code = "booking_busy"
+
+
+class InvalidAttendee(PermanentError):
+    """Google refused an event because of an attendee's address (400 invalid)."""
+
+    code = "invalid_attendee"
 
 
 class NotFound(ClasscalError):

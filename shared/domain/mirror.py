@@ -31,7 +31,9 @@ from shared.stores import busy_time, slots, sync_state
 log = get_logger(__name__)
 
 PAGE_SIZE = 2500
-MAX_PAGES = 40
+# Pages may be short or empty while more follow: events bound a list, pages only a loop.
+MAX_EVENTS = 100_000
+MAX_PAGES = 1_000
 FIELDS = (
     "items(id,status,transparency,start,end,recurringEventId,recurrence,iCalUID,"
     "extendedProperties),nextPageToken"
@@ -111,10 +113,12 @@ def _list(params: dict[str, Any]) -> list[dict[str, Any]]:
         page_token = page.get("nextPageToken")
         if not page_token:
             return items
-        if page_token in seen:
+        if page_token in seen or len(items) > MAX_EVENTS:
             break
         seen.add(page_token)
-    raise GoogleUnavailable(f"Calendar events.list did not finish in {MAX_PAGES} pages")
+    raise GoogleUnavailable(
+        f"Calendar events.list did not finish within {MAX_EVENTS} events or {MAX_PAGES} pages"
+    )
 
 
 def _window() -> dict[str, str]:

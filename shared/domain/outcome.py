@@ -11,6 +11,7 @@ from typing import Any
 
 from shared.core.errors import (
     AdminReconnectRequired,
+    CalendarUsageLimited,
     ClasscalError,
     ConferencePending,
     GoogleUnavailable,
@@ -30,6 +31,10 @@ WAITING_MESSAGES = {
     ),
     GoogleUnavailable.code: (
         "Google Calendar is busy or unavailable right now; scheduling is retried automatically."
+    ),
+    CalendarUsageLimited.code: (
+        "Google Calendar's usage limits keep the school calendar read-only for now (often "
+        "for hours, after many events were created); scheduling is retried automatically."
     ),
     ConferencePending.code: (
         "The Calendar event exists; Google is still creating its Meet link. Retried automatically."

@@ -28,7 +28,9 @@ from shared.core.errors import (
     ConferencePending,
     ConfigError,
     Duplicate,
+    InvalidAttendee,
     InvalidBooking,
+    NotFound,
     PermanentError,
 )
 from shared.core.logs import get_logger
@@ -51,20 +53,63 @@ def new_access_code() -> str:
 # --- scheduling ---
 
 
-def _student_email(data: Mapping[str, Any], booking_id: str) -> str | None:
+# Why a class's event does not invite its student (``studentInviteReason``).
+NO_STUDENT = "no_student"  # the booking names no student
+NO_USABLE_EMAIL = "no_usable_email"  # the student has no address classcal could use
+REFUSED_BY_GOOGLE = "attendee_refused_by_google"  # Google answered 400 invalid attendee
+
+
+def _student_email(data: Mapping[str, Any], booking_id: str) -> tuple[str | None, str | None]:
+    """The student's address to invite, or None and the reason there is none."""
     user_id = data.get("bookedById")
     if not ids.is_document_id(user_id):
         log.warning("the booking names no student; no attendee", extra={"booking_id": booking_id})
-        return None
+        return None, NO_STUDENT
     email = bookings.get_user_email(user_id)
     if email is None or len(email) > 254 or not _EMAIL.match(email):
         # The class still happens: the student finds the Meet link on the booking.
         log.warning(
             "the student has no usable email; the event has no attendee",
-            extra={"booking_id": booking_id},
+            extra={"booking_id": booking_id, "reason": NO_USABLE_EMAIL},
         )
-        return None
-    return email
+        return None, NO_USABLE_EMAIL
+    return email, None
+
+
+def _insert(body: dict[str, Any], booking_id: str, config: Config) -> dict[str, Any]:
+    """Insert the class's event. When Google refuses the student's address (400 invalid
+    attendee), the class is not lost: the same event (same id) is made without attendees,
+    and the booking records that the student was not invited."""
+    try:
+        return calendar.insert_event(body, send_updates=config.send_updates)
+    except NotFound:
+        # An insert finds no calendar: CALENDAR_ID names one the connected account
+        # cannot see. Kept (retried) until the deployment or the connection is fixed.
+        raise ConfigError(
+            f"Google Calendar has no calendar {config.calendar_id!r} for the connected "
+            "account: check CALENDAR_ID, or reconnect with the account that owns it"
+        ) from None
+    except InvalidAttendee:
+        if not body.get("attendees"):
+            raise
+    log.warning(
+        "Google refused the student's email address; the class is scheduled without inviting them",
+        extra={"booking_id": booking_id, "reason": REFUSED_BY_GOOGLE},
+    )
+    uninvited = {k: v for k, v in body.items() if k != "attendees"}
+    return calendar.insert_event(uninvited, send_updates=config.send_updates)
+
+
+def _invitation(event: Mapping[str, Any], email: str | None, reason: str | None) -> dict[str, Any]:
+    """``studentInvited`` (and why not) as the event itself shows it, so a retry that
+    finds an earlier attempt's event records the same."""
+    attendees = event.get("attendees") or []
+    invited = email is not None and any(
+        isinstance(a, dict) and str(a.get("email", "")).lower() == email.lower() for a in attendees
+    )
+    if invited:
+        return {"studentInvited": True}
+    return {"studentInvited": False, "studentInviteReason": reason or REFUSED_BY_GOOGLE}
 
 
 def _existing_event(event_id: str, booking_id: str) -> dict[str, Any]:
@@ -220,12 +265,11 @@ def _schedule_claimed(
         )
     if not isinstance(data.get("classType"), str) or not data.get("classType"):
         raise InvalidBooking("the booking has no classType", code="missing_class_type")
-    body = event_shape.event_body(
-        booking_id, data, start, end, _student_email(data, booking_id), config
-    )
+    email, not_invited = _student_email(data, booking_id)
+    body = event_shape.event_body(booking_id, data, start, end, email, config)
     event_id = body["id"]
     try:
-        event = calendar.insert_event(body, send_updates=config.send_updates)
+        event = _insert(body, booking_id, config)
     except Duplicate:
         # An earlier attempt made it (its answer may have been lost): carry on with it.
         event = _existing_event(event_id, booking_id)
@@ -257,6 +301,7 @@ def _schedule_claimed(
         "hostType": event_shape.HOST_TYPE,
         "classType": data.get("classType"),
         "calendarLink": event.get("htmlLink"),
+        **_invitation(event, email, not_invited),
     }
     price = data.get("classPrice")
     if price is not None:

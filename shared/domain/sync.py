@@ -42,12 +42,14 @@ SYNC_LEASE_SECONDS = 120.0
 # passes the lease is given back still dirty, and the next notification carries on.
 MAX_PASSES = 5
 PAGE_SIZE = 2500
-MAX_PAGES = 40
-# A full resync lists this window. Bookings are sold at most 90 days ahead
-# (LIST_WINDOW_DAYS <= 90), but the admin may move a class further out; a class that
-# ended a day ago is no longer worth correcting.
+# Google may answer short or even empty pages while more follow, so what bounds a list
+# is the number of events; the page bound only stops a list that would never end.
+MAX_EVENTS = 100_000
+MAX_PAGES = 1_000
+# A full resync lists every event that ends after this long ago (a class that ended a
+# day ago is no longer worth correcting), with no end: a list bounded by timeMax (or
+# ordered, or searched) ends without the nextSyncToken the next incremental sync needs.
 RESYNC_PAST = timedelta(days=1)
-RESYNC_FUTURE = timedelta(days=365)
 
 REJECTED = "rejected"  # the webhook answers 403
 ACKNOWLEDGED = "acknowledged"  # `sync` handshake
@@ -253,13 +255,10 @@ def list_changes(sync_token: str | None) -> tuple[list[dict[str, Any]], str | No
         except Gone:
             log.warning("sync token expired: running a full resync of the booking window")
     now = datetime.now(UTC)
-    events, next_token = _list_all(
-        {
-            "timeMin": (now - RESYNC_PAST).isoformat(),
-            "timeMax": (now + RESYNC_FUTURE).isoformat(),
-            "showDeleted": True,
-        }
-    )
+    # showDeleted: a class deleted in Google Calendar while the token was lost still
+    # cancels its booking; its tombstone may carry nothing but its id.
+    window = {"timeMin": (now - RESYNC_PAST).isoformat(), "showDeleted": True}
+    events, next_token = _list_all(window)
     if not next_token:
         log.warning("a full list returned no sync token; the next change lists in full again")
     return events, next_token, True
@@ -274,12 +273,15 @@ def _list_all(params: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]
             maxResults=PAGE_SIZE,
             **({"pageToken": page_token} if page_token else {}),
         )
-        events.extend(page.get("items") or [])
+        events.extend(page.get("items") or [])  # a page may be short or empty
         page_token = page.get("nextPageToken")
         if not page_token:
             return events, page.get("nextSyncToken")
+        if len(events) > MAX_EVENTS:
+            break
     raise PermanentError(
-        f"more than {MAX_PAGES * PAGE_SIZE} changed events in one list", code="sync_too_large"
+        f"more than {MAX_EVENTS} changed events (or {MAX_PAGES} pages) in one list",
+        code="sync_too_large",
     )
 
 

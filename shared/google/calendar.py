@@ -10,6 +10,7 @@ credentials, and what a refusal means, is ``shared.google.credentials``' busines
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -18,18 +19,38 @@ from typing import Any
 
 from shared.core.config import get_config
 from shared.core.errors import (
+    CalendarUsageLimited,
     ClasscalError,
+    ConfigError,
     Duplicate,
     Gone,
     GoogleUnavailable,
+    InvalidAttendee,
     NotFound,
     PermanentError,
 )
-from shared.google import clients
+from shared.google import clients, tokens
 from shared.google import credentials as auth
 
-_RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
-_SCOPE_REASONS = frozenset({"insufficientPermissions", "forbiddenForNonOrganizer", "forbidden"})
+# Google names a failure twice: the old `errors[].reason` (rateLimitExceeded, ...) and,
+# in its current body, an ErrorInfo in `details[]` (RATE_LIMIT_EXCEEDED, ...). Both are
+# read; either one is enough. docs/errors.md lists every row and what classcal does.
+_RATE_REASONS = frozenset(
+    {"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED", "RESOURCE_EXHAUSTED"}
+)
+# Calendar usage limits: the calendar stays read-only for hours, not seconds.
+_USAGE_LIMIT_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
+_SCOPE_REASONS = frozenset(
+    {
+        "insufficientPermissions",
+        "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+        "forbidden",
+        "requiredAccessLevel",
+    }
+)
+# The Calendar API is not enabled for the OAuth client's project: an operator's fix.
+_DISABLED_REASONS = frozenset({"accessNotConfigured", "SERVICE_DISABLED"})
+_ATTENDEE_MESSAGE = "attendee"
 
 _calls: ContextVar[Counter[str] | None] = ContextVar("calendar_calls", default=None)
 _local = threading.local()
@@ -61,24 +82,56 @@ def _service(credentials: Any, api_key: str | None) -> Any:
     return cached[1]
 
 
-def _reason(error: Any) -> str:
-    details = getattr(error, "error_details", None)
-    if isinstance(details, list) and details and isinstance(details[0], dict):
-        return str(details[0].get("reason", ""))
-    return ""
+def _error_body(error: Any) -> dict[str, Any]:
+    try:
+        data = json.loads(error.content.decode("utf-8"))
+    except (AttributeError, UnicodeDecodeError, ValueError):
+        return {}
+    body = data.get("error") if isinstance(data, dict) else None
+    return body if isinstance(body, dict) else {}
+
+
+def error_reasons(error: Any) -> tuple[list[str], list[str], str]:
+    """The old ``errors[].reason``s, the ``details[]`` ErrorInfo reasons, and the message."""
+    body = _error_body(error)
+
+    def reasons(key: str) -> list[str]:
+        entries = body.get(key)
+        if not isinstance(entries, list):
+            return []
+        return [str(e["reason"]) for e in entries if isinstance(e, dict) and e.get("reason")]
+
+    messages = [str(body.get("message") or "")]
+    entries = body.get("errors")
+    if isinstance(entries, list):
+        messages += [str(e.get("message") or "") for e in entries if isinstance(e, dict)]
+    return reasons("errors"), reasons("details"), " ".join(messages)
 
 
 def translate_http_error(error: Any, what: str) -> ClasscalError:
-    """Map a googleapiclient HttpError to classcal's error types."""
+    """Map a googleapiclient HttpError to classcal's error types, reading both the old
+    ``errors[].reason`` and the current ``details[].reason`` (and ``status``)."""
     status = int(error.status_code or 0)
-    reason = _reason(error)
-    label = f"Calendar {what}: HTTP {status} {reason}".rstrip()
+    old, new, message = error_reasons(error)
+    every = {*old, *new, str(_error_body(error).get("status") or "")}
+    reason = (old or new or [""])[0]
+    label = f"Calendar {what}: HTTP {status} {' '.join(dict.fromkeys(old + new))}".rstrip()
     if status == 401:
         return auth.access_refused(label, lacks_scope=False)
-    if status == 403 and reason in _SCOPE_REASONS:
+    if status == 403 and every & _DISABLED_REASONS:
+        return ConfigError(
+            f"{label}: the Google Calendar API is not enabled for the OAuth client's project"
+        )
+    if status == 403 and every & _SCOPE_REASONS:
         return auth.access_refused(label, lacks_scope=True)
-    if status == 429 or status >= 500 or (status == 403 and reason in _RATE_REASONS):
+    if status == 403 and every & _USAGE_LIMIT_REASONS:
+        return CalendarUsageLimited(
+            f"{label}: Google Calendar's usage limits keep the calendar read-only, often for hours"
+        )
+    if status == 429 or status >= 500 or (status == 403 and every & _RATE_REASONS):
         return GoogleUnavailable(label)
+    if status == 400 and reason == "invalid" and _ATTENDEE_MESSAGE in message.lower():
+        return InvalidAttendee(label)
     if status == 404:
         return NotFound(label)
     if status == 409:
@@ -118,6 +171,12 @@ def execute(
         except HttpError as error:
             raise translate_http_error(error, what) from None
         except RefreshError as error:
+            if tokens.is_client_refused(error):
+                # The deployment's OAuth client id or secret: no retry or reconnect helps.
+                raise ConfigError(
+                    f"Calendar {what}: Google refused the OAuth client (invalid_client): "
+                    "check AUTH_GOOGLE_ID and AUTH_GOOGLE_SECRET"
+                ) from None
             try:
                 credentials = auth.after_refresh_error(
                     error, credentials, last_try=attempt == 2 or given

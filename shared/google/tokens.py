@@ -64,16 +64,33 @@ def _secret_path() -> str:
     return f"projects/{config.project}/secrets/{config.refresh_token_secret}"
 
 
+def _rpc_status(error: Exception) -> str:
+    """The google.rpc.Code name Google wrote in the JSON body ("status"), if any.
+
+    Over REST google-api-core picks the exception class by HTTP status alone, so a
+    FAILED_PRECONDITION (400) arrives as BadRequest: the name is read from the body."""
+    response = getattr(error, "response", None)
+    try:
+        body = response.json() if response is not None else None
+    except (ValueError, AttributeError, TypeError):
+        body = None
+    status = body.get("error", {}).get("status") if isinstance(body, dict) else None
+    return status if isinstance(status, str) else ""
+
+
 def _translate(error: Exception, what: str) -> Exception:
+    """Map a google-api-core error to classcal's; every Secret Manager answer goes here."""
     from google.api_core import exceptions
 
-    if isinstance(error, exceptions.NotFound):
+    status = _rpc_status(error)
+    if isinstance(error, exceptions.NotFound) or status == "NOT_FOUND":
         return AdminReconnectRequired(f"no Google connection is stored ({what}): {RECONNECT_HINT}")
-    if isinstance(error, exceptions.FailedPrecondition):
+    if isinstance(error, exceptions.FailedPrecondition) or status == "FAILED_PRECONDITION":
+        # The newest version is disabled or destroyed: only a new connection adds one.
         return AdminReconnectRequired(
             f"the stored Google connection is disabled ({what}): {RECONNECT_HINT}"
         )
-    if isinstance(error, exceptions.PermissionDenied):
+    if isinstance(error, exceptions.PermissionDenied) or status == "PERMISSION_DENIED":
         return GoogleUnavailable(f"Secret Manager denied {what}: check the service account's role")
     return GoogleUnavailable(f"Secret Manager failed to {what}: {type(error).__name__}")
 
@@ -312,16 +329,30 @@ def forget_admin_credentials() -> None:
 
 
 # Token-endpoint errors that only the admin can fix by connecting again: the grant is
-# revoked or expired, or no longer covers the scope classcal asks for.
-_RECONNECT_ERRORS = frozenset({"invalid_grant", "invalid_scope"})
+# revoked or expired, no longer covers the scope classcal asks for, or was made for
+# another OAuth client.
+_RECONNECT_ERRORS = frozenset({"invalid_grant", "invalid_scope", "unauthorized_client"})
+
+
+def _token_error(error: Exception) -> str | None:
+    details = error.args[1] if len(error.args) > 1 else None
+    if isinstance(details, dict):
+        value = details.get("error")
+        return value if isinstance(value, str) else None
+    return None
 
 
 def is_invalid_grant(error: Exception) -> bool:
     """Whether a google-auth RefreshError means the stored grant can no longer work."""
-    details = error.args[1] if len(error.args) > 1 else None
-    if isinstance(details, dict):
-        return details.get("error") in _RECONNECT_ERRORS
+    name = _token_error(error)
+    if name is not None:
+        return name in _RECONNECT_ERRORS
     return any(name in str(error) for name in _RECONNECT_ERRORS)
+
+
+def is_client_refused(error: Exception) -> bool:
+    """Whether Google refused the OAuth client itself (invalid_client: wrong id or secret)."""
+    return _token_error(error) == "invalid_client"
 
 
 __all__ = [

@@ -113,7 +113,9 @@ def test_default_expiration_is_a_week_and_earlier_is_honoured(calendar, receiver
     assert int(late["expiration"]) <= now_ms + week_ms + 5000
 
 
-def test_stop_ends_notifications(calendar, receiver):
+def test_stop_ends_notifications(sandbox, calendar, receiver):
+    # At once when no linger is set (by default they go on briefly: test_sandbox_strict.py).
+    sandbox.set_calendar_rules(channel_linger_seconds=0)
     channel = watch(calendar, receiver)
     receiver.next()
 
