@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.scheduling_support import (
+
+from shared.domain import sync
+from shared.google import clients, tokens
+from tests.support.scheduling import (
     app_client,
     configure,
     deliver,
@@ -25,9 +28,6 @@ from tests.scheduling_support import (
     records,
     write_booking,
 )
-
-from shared.domain import sync
-from shared.google import clients, tokens
 
 EVENTS = r"/calendar/v3/calendars/[^/]+/events$"
 EVENT = r"/calendar/v3/calendars/[^/]+/events/[^/]+$"
