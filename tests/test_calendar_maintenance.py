@@ -151,7 +151,12 @@ def test_renewal_creates_the_new_channel_then_stops_the_old_one(
     assert any(
         line["channel_id"] == new.id and line["resource_state"] == "exists" for line in received
     )
-    assert [line["resource_state"] for line in received if line["channel_id"] == old.id] == ["sync"]
+    old_lines = [line for line in received if line["channel_id"] == old.id]
+    assert old_lines[0]["resource_state"] == "sync"
+    # Google may still notify a stopped channel for a moment (the strict sandbox does, for
+    # a second): those notifications are acknowledged and ignored, and sync nothing.
+    for line in old_lines[1:]:
+        assert (line.get("outcome"), line.get("reason")) == ("ignored", "channel_stopped"), line
 
 
 def test_a_channel_already_gone_at_google_is_still_retired(
