@@ -110,3 +110,52 @@ resource "google_firestore_index" "bookings_needing_a_person" {
 
   depends_on = [google_firestore_database.main]
 }
+
+# The console's refunds made (cancellationReason in [refunded, slot_taken_refunded],
+# newest cancelledAt first) and classes with guests not yet invited (guestSyncPending,
+# newest guestsUpdatedAt first), both in shared/stores/attention.py.
+resource "google_firestore_index" "bookings_refunded" {
+  project    = var.project_id
+  database   = local.firestore_database
+  collection = "virtualClasses"
+
+  fields {
+    field_path = "cancellationReason"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "cancelledAt"
+    order      = "DESCENDING"
+  }
+
+  fields {
+    field_path = "__name__"
+    order      = "DESCENDING"
+  }
+
+  depends_on = [google_firestore_database.main]
+}
+
+resource "google_firestore_index" "bookings_with_guests_not_invited" {
+  project    = var.project_id
+  database   = local.firestore_database
+  collection = "virtualClasses"
+
+  fields {
+    field_path = "guestSyncPending"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "guestsUpdatedAt"
+    order      = "DESCENDING"
+  }
+
+  fields {
+    field_path = "__name__"
+    order      = "DESCENDING"
+  }
+
+  depends_on = [google_firestore_database.main]
+}

@@ -3,9 +3,12 @@
 The console reads: the Google connection (checked with Google at most once a minute
 per instance), the calendar link (the watch channel, the last notification, the last
 sync and the mirror's age, from ``calendarChannels`` and ``calendarSync``) and the
-bookings that need a person. It does one thing: "Retry now" on a booking, through
-``scheduling.schedule_booking``, the same idempotent path payments and maintenance use,
-so pressing it twice (or with maintenance running) can never make a second event.
+bookings that need a person, the refunds made and the group classes whose guests are not
+yet invited. It does two things, each through the same idempotent path maintenance
+uses, so pressing it twice (or with maintenance running) can never duplicate anything:
+"Retry now" on a booking (``scheduling.schedule_booking``: never a second event) and
+"Invite now" on a class's guests (``guest_invitations.sync_guests``: each guest invited
+once).
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from shared.core import ids
 from shared.core.errors import BookingBusy, ClasscalError, PermanentError
 from shared.core.logs import get_logger
-from shared.domain import connection, scheduling
+from shared.domain import connection, group_classes, guest_invitations, scheduling
 from shared.google import calendar
 from shared.stores import attention, sync_state
 
@@ -35,6 +39,19 @@ REASONS = {
     "unexpected_error": "An unexpected error",
     "invalid_booking": "The booking's data is incomplete",
     "bad_times": "The booking's times are wrong",
+    "slot_taken_refund_refused": "Its time was taken and MercadoPago refused the refund",
+}
+
+# The console's words for each refund and for why guests were not invited yet.
+REFUNDS = {
+    "refunded": "Refunded in MercadoPago; its class was cancelled",
+    "slot_taken_refunded": "Its time was taken; classcal refunded the payment",
+}
+GUEST_REASONS = {
+    "admin_reconnect_required": "Waiting for Google to be reconnected",
+    "google_unavailable": "Google Calendar was unavailable",
+    "unexpected_error": "An unexpected error",
+    "guests_changing": "The guests kept changing",
 }
 
 
@@ -59,7 +76,24 @@ class CalendarLink:
 class Console:
     connection: connection.ConnectionStatus
     calendar: CalendarLink
-    problems: attention.Page
+    problems: attention.Page[attention.Problem]
+    refunds: attention.Page[attention.Refund]
+    guests: attention.Page[attention.PendingGuests]
+
+
+@dataclass(frozen=True)
+class Cursors:
+    """Where each list continues: a booking id from the previous page, or None."""
+
+    problems: str | None = None
+    refunds: str | None = None
+    guests: str | None = None
+
+
+def guest_counts(pending: attention.PendingGuests) -> tuple[int, int]:
+    """(guests to invite, guests to take out of the event)."""
+    states = pending.guest_states
+    return states.count(group_classes.WAITING), states.count(group_classes.REMOVING)
 
 
 def calendar_link() -> CalendarLink:
@@ -81,11 +115,14 @@ def calendar_link() -> CalendarLink:
     )
 
 
-def load(after: str | None = None) -> Console:
+def load(cursors: Cursors | None = None) -> Console:
+    cursors = cursors or Cursors()
     return Console(
         connection=connection.checked_status(),
         calendar=calendar_link(),
-        problems=attention.problems(PAGE_SIZE, after),
+        problems=attention.problems(PAGE_SIZE, cursors.problems),
+        refunds=attention.refunds(PAGE_SIZE, cursors.refunds),
+        guests=attention.pending_guests(PAGE_SIZE, cursors.guests),
     )
 
 
@@ -113,3 +150,24 @@ def retry(booking_id: str) -> Retried:
         extra={"booking_id": booking_id, "outcome": done.outcome},
     )
     return Retried(done.outcome)
+
+
+def invite_guests(booking_id: str) -> Retried:
+    """Make the class's guest changes in Google Calendar now, exactly as maintenance
+    would: ``synced``, ``idle`` (nothing waited), ``busy``, ``waiting`` or ``gone``."""
+    if not ids.is_document_id(booking_id):
+        return Retried("gone")
+    try:
+        done = guest_invitations.sync_guests(booking_id)
+    except BookingBusy:
+        return Retried("busy")
+    except PermanentError as error:
+        return Retried("failed", error.code)
+    except ClasscalError as error:
+        return Retried("waiting", error.code)
+    outcome = {"synced": "invited", "missing": "gone"}.get(done["outcome"], done["outcome"])
+    log.info(
+        "guests invited from the console",
+        extra={"booking_id": booking_id, "outcome": outcome},
+    )
+    return Retried(outcome)

@@ -29,7 +29,7 @@ log = get_logger(__name__)
 SESSION_COOKIE = "__Host-classcal-session"
 FLOW_COOKIE = "__Host-classcal-flow"
 GET_PATHS = ("/", "/healthz", "/signin", "/start", "/callback")
-POST_PATHS = ("/start", "/retry", "/signout")
+POST_PATHS = ("/start", "/retry", "/invite", "/signout")
 MAX_FORM_BYTES = 4096
 
 
@@ -110,9 +110,13 @@ def _callback(request: flask.Request) -> pages.Answer:
 def _console(request: flask.Request, session: admin_session.Session) -> pages.Answer:
     if _wants_json(request):
         return pages.json_answer(connection.checked_status().as_json())
-    after = request.args.get("after") or None
-    view = console.load(after)
-    notice = console_pages.notice_text(request.args.get("retried"))
+    cursors = console.Cursors(
+        problems=request.args.get("after") or None,
+        refunds=request.args.get("refunds_after") or None,
+        guests=request.args.get("guests_after") or None,
+    )
+    view = console.load(cursors)
+    notice = console_pages.notice_text(request.args.get("retried"), request.args.get("invited"))
     return console_pages.console_page(
         view,
         email=session.email,
@@ -120,7 +124,7 @@ def _console(request: flask.Request, session: admin_session.Session) -> pages.An
         base_url=_base(),
         zone=get_config().timezone,
         notice=notice,
-        after=after,
+        cursors=cursors,
     )
 
 
@@ -170,6 +174,9 @@ def _post(request: flask.Request, path: str) -> pages.Answer:
     if path == "/signout":
         admin_session.sign_out(session)
         return pages.see_other(f"{base}/").with_cookies(cookie(SESSION_COOKIE, "", 0))
+    if path == "/invite":
+        invited = console.invite_guests(str(form.get("booking") or ""))
+        return pages.see_other(f"{base}/?invited={invited.outcome}#guests")
     retried = console.retry(str(form.get("booking") or ""))
     return pages.see_other(f"{base}/?retried={retried.outcome}")
 

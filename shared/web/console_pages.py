@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from shared.domain import console
 from shared.domain.connection import ConnectionStatus
 from shared.google import clients
-from shared.stores.attention import Problem
+from shared.stores.attention import PendingGuests, Problem, Refund
 from shared.web import pages
 
 _STYLE = (
@@ -125,11 +125,20 @@ _RETRIED = {
     "failed": "It still cannot be scheduled; the reason is shown below.",
     "gone": "That booking no longer needs attention.",
 }
+_INVITED = {
+    "invited": "The class's guests are now in step with its Calendar event.",
+    "idle": "Nothing was waiting: the class's guests were already in step.",
+    "busy": "Another attempt is inviting that class's guests right now. Look again soon.",
+    "waiting": "Its guests could not be invited just now; classcal keeps retrying.",
+    "failed": "Its guests could not be invited; the reason is shown below.",
+    "gone": "That class no longer exists.",
+}
 _SIGNED_OUT = "You are signed out."
 
 
-def notice_text(code: str | None) -> str | None:
-    return _RETRIED.get(code or "")
+def notice_text(retried: str | None, invited: str | None = None) -> str | None:
+    """The sentence for a finished action's outcome code (from the redirect's query)."""
+    return _RETRIED.get(retried or "") or _INVITED.get(invited or "")
 
 
 def _connection(status: ConnectionStatus, *, start_url: str, csrf: str) -> str:
@@ -197,6 +206,78 @@ def _problem(problem: Problem, *, zone: ZoneInfo, retry_url: str, csrf: str) -> 
     )
 
 
+def _money(amount: float | None, currency: str | None) -> str:
+    if amount is None:
+        return "amount unknown"
+    return f"{amount:,.2f} {currency or ''}".strip()
+
+
+def _refund(refund: Refund, *, zone: ZoneInfo) -> str:
+    what = console.REFUNDS.get(refund.reason, refund.reason.replace("_", " "))
+    payment = f"MercadoPago payment {refund.payment_id}" if refund.payment_id else "no payment id"
+    message = f"<p>{e(refund.message)}</p>" if refund.message else ""
+    return (
+        f'<div class="card refund" id="refund-{e(refund.booking_id, quote=True)}">'
+        f'<p><strong>{e(what)}</strong> <span class="muted">({e(refund.reason)})</span></p>'
+        f"<p>Class: {e(_when(refund.start, zone))} · "
+        f"{e(_money(refund.amount, refund.currency))} · {e(payment)}</p>"
+        f"{message}"
+        f'<p class="muted">Booking {e(refund.booking_id)} · refunded '
+        f"{e(_when(refund.cancelled_at))}</p></div>"
+    )
+
+
+def _guests(pending: PendingGuests, *, zone: ZoneInfo, invite_url: str, csrf: str) -> str:
+    to_invite, to_remove = console.guest_counts(pending)
+    parts = [f"{to_invite} guest{'s' if to_invite != 1 else ''} to invite"]
+    if to_remove:
+        parts.append(f"{to_remove} to take out")
+    why = (
+        f'<p><span class="reason">{e(console.GUEST_REASONS.get(pending.reason, pending.reason))}'
+        f'</span> <span class="muted">({e(pending.reason)})</span></p>'
+        if pending.reason
+        else ""
+    )
+    link = (
+        f'<p><a href="{e(pending.calendar_link, quote=True)}" rel="noreferrer">'
+        "Open the Calendar event</a></p>"
+        if pending.calendar_link
+        else ""
+    )
+    return (
+        f'<div class="card guests" id="guests-{e(pending.booking_id, quote=True)}">'
+        f"<p><strong>{e(', '.join(parts))}</strong></p>{why}"
+        f"<p>Class: {e(_when(pending.start, zone))}</p>"
+        f'<p class="muted">Booking {e(pending.booking_id)} · changed '
+        f"{e(_when(pending.since))}</p>{link}"
+        f"{_form(invite_url, 'Invite now', csrf, {'booking': pending.booking_id})}"
+        "</div>"
+    )
+
+
+def _section(
+    anchor: str,
+    title: str,
+    cards: Iterable[str],
+    empty: str,
+    *,
+    base_url: str,
+    param: str,
+    next_cursor: str | None,
+    paged: bool,
+) -> str:
+    listing = "".join(cards) or f"<p>{e(empty)}</p>"
+    more = (
+        f'<p><a href="{e(base_url, quote=True)}/?{param}={e(next_cursor, quote=True)}#{anchor}"'
+        ' rel="noreferrer">Older</a></p>'
+        if next_cursor
+        else ""
+    )
+    home = e(base_url, quote=True)
+    first = f'<p><a href="{home}/#{anchor}">Newest first</a></p>' if paged else ""
+    return f'<section id="{anchor}"><h2>{e(title)}</h2>{listing}{more}{first}</section>'
+
+
 def console_page(
     view: console.Console,
     *,
@@ -205,29 +286,55 @@ def console_page(
     base_url: str,
     zone: ZoneInfo,
     notice: str | None = None,
-    after: str | None = None,
+    cursors: console.Cursors | None = None,
 ) -> pages.Answer:
-    problems = view.problems.problems
-    items: Iterable[str] = (
-        _problem(p, zone=zone, retry_url=f"{base_url}/retry", csrf=csrf) for p in problems
+    cursors = cursors or console.Cursors()
+    problems = _section(
+        "problems",
+        "Bookings that need a person",
+        (
+            _problem(p, zone=zone, retry_url=f"{base_url}/retry", csrf=csrf)
+            for p in view.problems.items
+        ),
+        "No booking needs attention.",
+        base_url=base_url,
+        param="after",
+        next_cursor=view.problems.next_cursor,
+        paged=cursors.problems is not None,
     )
-    listing = "".join(items) or "<p>No booking needs attention.</p>"
-    more = (
-        f'<p><a href="{e(base_url, quote=True)}/?after={e(view.problems.next_cursor, quote=True)}"'
-        ' rel="noreferrer">Older bookings</a></p>'
-        if view.problems.next_cursor
-        else ""
+    refunds = _section(
+        "refunds",
+        "Refunds made",
+        (_refund(r, zone=zone) for r in view.refunds.items),
+        "No booking was refunded.",
+        base_url=base_url,
+        param="refunds_after",
+        next_cursor=view.refunds.next_cursor,
+        paged=cursors.refunds is not None,
     )
-    first = f'<p><a href="{e(base_url, quote=True)}/">Newest first</a></p>' if after else ""
+    guests = _section(
+        "guests",
+        "Guests not yet invited",
+        (
+            _guests(g, zone=zone, invite_url=f"{base_url}/invite", csrf=csrf)
+            for g in view.guests.items
+        ),
+        "Every group class's guests are invited.",
+        base_url=base_url,
+        param="guests_after",
+        next_cursor=view.guests.next_cursor,
+        paged=cursors.guests is not None,
+    )
     body = (
         f"<nav><h1>classcal console</h1><span>{e(email)} "
         f"{_form(f'{base_url}/signout', 'Sign out', csrf)}</span></nav>"
         + (f'<p class="notice" id="notice">{e(notice)}</p>' if notice else "")
         + _connection(view.connection, start_url=f"{base_url}/start", csrf=csrf)
         + _calendar(view.calendar)
-        + f'<section id="problems"><h2>Bookings that need a person</h2>'
-        f'<p class="muted">Newest first; class times in {e(str(zone))}.</p>'
-        f"{listing}{more}{first}</section>"
+        + f'<p class="muted">Lists newest first; class times in {e(str(zone))}.</p>'
+        + problems
+        + refunds
+        + guests
     )
     return _document("Console", body)
 
