@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ from shared.core.config import reset_config
 SOURCE = Path(__file__).resolve().parents[2] / "functions" / "payment_webhook" / "main.py"
 ACCESS_TOKEN = "APP_USR-sandbox-access-token"  # the sandbox's application, not a real token
 WEBHOOK_SECRET = "sandbox-webhook-secret"  # the sandbox's, not a real secret
+FENCE = "_testFence"  # marks the end of what pull() collects
 HOOK = "http://127.0.0.1/"  # where the built notifications point; tests post them to the app
 
 
@@ -60,11 +62,22 @@ def subscribe(pubsub: processes.PubSub, topic: str = "payments") -> str:
     return name
 
 
-def pull(pubsub: processes.PubSub, subscription: str, wait: float = 1.0) -> list[dict[str, Any]]:
-    """Every message published so far (acknowledged), as JSON objects."""
+def pull(
+    pubsub: processes.PubSub, subscription: str, timeout: float = 10.0
+) -> list[dict[str, Any]]:
+    """Every message published to the subscription's topic so far (acknowledged), as JSON.
+
+    No fixed wait for "nothing was published": a fence message is published after the
+    request under test has been answered, and the subscription is drained until the fence
+    arrives, so what was published before it is in hand (the emulator keeps publish
+    order within a topic) however quickly or slowly the machine runs.
+    """
+    topic = subscription.removesuffix("-test-pull")
+    fence = uuid.uuid4().hex
+    pubsub.publish(topic, [json.dumps({FENCE: fence}).encode()])
     url = f"http://{pubsub.host}/v1/projects/{pubsub.project}/subscriptions/{subscription}"
     found: list[dict[str, Any]] = []
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + timeout
     while True:
         status, body = processes.http(
             "POST", f"{url}:pull", {"maxMessages": 100, "returnImmediately": True}
@@ -75,7 +88,8 @@ def pull(pubsub: processes.PubSub, subscription: str, wait: float = 1.0) -> list
             ack_ids = [m["ackId"] for m in received]
             processes.http("POST", f"{url}:acknowledge", {"ackIds": ack_ids})
             found.extend(json.loads(base64.b64decode(m["message"]["data"])) for m in received)
-        elif found or time.monotonic() >= deadline:
-            return found
-        else:
-            time.sleep(0.1)
+        if any(m.get(FENCE) == fence for m in found):
+            return [m for m in found if FENCE not in m]
+        assert time.monotonic() < deadline, "the fence message never arrived"
+        if not received:
+            time.sleep(0.02)
