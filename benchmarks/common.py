@@ -299,7 +299,7 @@ def check_bookings(
         class_id = (snapshot.to_dict() or {}).get("classId")
         if isinstance(class_id, str) and class_id.startswith(prefix):
             activities[class_id] = activities.get(class_id, 0) + 1
-    from shared.domain.scheduling import BOOKING_ID_PROPERTY
+    from shared.domain.event_shape import BOOKING_ID_PROPERTY
 
     live: dict[str, list[dict[str, Any]]] = {}
     for event in control.events(ADMIN_CALENDAR):
