@@ -10,6 +10,7 @@ fresh virtualenv.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.util
 import json
@@ -763,6 +764,7 @@ def test_bundle_objects_are_named_by_their_content_hash(
     assert (INFRA / "../build").resolve() == package.ROOT / "build"
 
 
+@functools.cache
 def _shared_constants() -> dict[str, Any]:
     """Module-level string constants of every module in shared/, by name."""
     found: dict[str, Any] = {}
