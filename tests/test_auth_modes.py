@@ -166,6 +166,7 @@ def webhook(
     server.stop()
 
 
+@pytest.mark.slow
 def test_maintenance_renews_the_channel_and_a_change_in_google_flows_back(
     auth: Auth, webhook: Any, firestore: Any, sandbox: Any, env: pytest.MonkeyPatch
 ) -> None:

@@ -82,6 +82,7 @@ def refunds_of(mp: Any, paid: dict[str, Any]) -> list[dict[str, Any]]:
     return list(mp.payment(paid["id"])["refunds"])
 
 
+@pytest.mark.slow
 def test_three_concurrent_deliveries_refund_once_and_the_refunds_notification_changes_nothing(
     mp: Any, firestore: Any, sandbox: Any, pubsub: Any
 ) -> None:

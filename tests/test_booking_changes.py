@@ -270,6 +270,7 @@ def test_a_reschedule_of_a_booking_that_does_not_exist_is_acknowledged(
 # --- exactly once, whatever the order ----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_same_reschedule_three_times_at_once_patches_once(
     payments: Any, changes: Any, firestore: Any, sandbox: Any
 ) -> None:

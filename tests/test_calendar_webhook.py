@@ -340,6 +340,7 @@ def test_an_unreachable_database_answers_503(connected: Any, env: pytest.MonkeyP
     assert b"Traceback" not in response.data
 
 
+@pytest.mark.slow
 def test_a_permanent_sync_failure_is_acknowledged_with_an_error_log(
     moved_quietly: Any, sandbox: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -152,6 +152,7 @@ def test_a_cancelled_class_is_never_completed(run: Any, firestore: Any, sandbox:
         assert activity["status"] == "cancelled"
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_complete_each_class_once(
     connected: Any, firestore: Any, sandbox: Any
 ) -> None:

@@ -373,6 +373,7 @@ def test_no_token_or_access_code_reaches_the_logs(
 # --- seats under concurrency --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_joins_for_two_free_seats(
     client: Any, inviter: Any, firestore: Any, sandbox: Any
 ) -> None:
@@ -465,6 +466,7 @@ def test_a_join_then_an_immediate_leave_ends_not_invited(
     assert ana.email not in patch["attendees"]
 
 
+@pytest.mark.slow
 def test_a_leave_while_the_invitation_is_being_made_ends_not_invited(
     client: Any, inviter: Any, firestore: Any, sandbox: Any
 ) -> None:

@@ -76,6 +76,7 @@ def seeded(connected: Any, firestore: Any, sandbox: Any) -> Any:
 
 @SWEEP
 @given(method=methods, body=bodies, authorization=authorizations, origin=st.one_of(st.none(), text))
+@pytest.mark.slow
 def test_join_class_answers_any_request_with_a_clear_4xx_and_changes_no_class(
     seeded: Any, method: str, body: bytes, authorization: str | None, origin: str | None
 ) -> None:
@@ -101,6 +102,7 @@ def test_join_class_answers_any_request_with_a_clear_4xx_and_changes_no_class(
 
 @SWEEP
 @given(data=st.one_of(st.binary(max_size=200), json_values.map(lambda v: json.dumps(v).encode())))
+@pytest.mark.slow
 def test_a_malformed_guest_change_is_acknowledged_without_effect(
     connected: Any, firestore: Any, data: bytes
 ) -> None:

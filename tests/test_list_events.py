@@ -474,6 +474,7 @@ def test_fifty_requests_within_the_ttl_share_one_read_and_one_answer(
     assert responses[0].headers["Cache-Control"] == "public, max-age=29"
 
 
+@pytest.mark.slow
 def test_concurrent_misses_on_a_real_server_share_one_read(
     client: Any, sandbox: Any, tmp_path: Path
 ) -> None:
@@ -583,6 +584,7 @@ def test_a_scheduled_class_whose_event_is_mirrored_appears_once(
     assert slots[0]["status"] == "confirmed"
 
 
+@pytest.mark.slow
 def test_an_event_created_moved_or_deleted_in_the_sandbox_follows_after_sync_and_ttl(
     client: Any, sandbox: Any, env: pytest.MonkeyPatch
 ) -> None:
@@ -709,6 +711,7 @@ def _firestore_goes_away(env: pytest.MonkeyPatch) -> None:
     clients.reset_clients()
 
 
+@pytest.mark.slow
 def test_when_firestore_fails_the_last_horizon_is_served_stale(
     client: Any, env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -735,6 +738,7 @@ def test_when_firestore_fails_the_last_horizon_is_served_stale(
     assert stale.headers["ETag"] == fresh.headers["ETag"]
 
 
+@pytest.mark.slow
 def test_without_an_earlier_read_a_firestore_failure_is_503_with_retry_after(
     client: Any, env: pytest.MonkeyPatch, sandbox: Any
 ) -> None:

@@ -213,6 +213,7 @@ def test_mercadopago_unavailable_gets_503_and_its_retry_succeeds(
     assert len(pull(pubsub, topic)) == 1
 
 
+@pytest.mark.slow
 def test_mercadopago_not_answering_gets_503_within_a_few_seconds(
     mp: Any, client: Any, firestore: Any, pubsub: Any, topic: str, sandbox: Any
 ) -> None:

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from localstack import processes
 from localstack.constants import CLIENT_ID, CLIENT_SECRET, PROJECT
 from tests.support.scheduling import payment, post, write_booking
@@ -20,6 +22,7 @@ def _lines(server: processes.ManagedProcess) -> list[str]:
     return server.log_path.read_text(errors="replace").splitlines()
 
 
+@pytest.mark.slow
 def test_redeliveries_for_google_503s_and_busy_bookings_log_no_traceback(
     connected: dict[str, Any],
     firestore: Any,
@@ -70,6 +73,7 @@ def test_redeliveries_for_google_503s_and_busy_bookings_log_no_traceback(
     assert {r.get("reason") for r in warnings} == {"google_unavailable", "booking_busy"}
 
 
+@pytest.mark.slow
 def test_redeliveries_while_the_meet_conference_is_pending_log_no_traceback(
     connected: dict[str, Any],
     firestore: Any,

@@ -98,6 +98,7 @@ def test_two_bookings_for_the_same_hour_paid_at_once_schedule_one(
     )
 
 
+@pytest.mark.slow
 def test_twenty_overlapping_payments_at_once_make_exactly_one_event(
     client: Any, firestore: Any, sandbox: Any
 ) -> None:
@@ -114,6 +115,7 @@ def test_twenty_overlapping_payments_at_once_make_exactly_one_event(
     assert sandbox_calls(sandbox, "calendar.events.insert") == 1
 
 
+@pytest.mark.slow
 def test_touching_intervals_are_both_scheduled(client: Any, firestore: Any, sandbox: Any) -> None:
     start = next_class_start()
     morning = write_booking(firestore, start=start, minutes=60)

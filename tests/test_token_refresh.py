@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
+
 from shared.google import tokens
 from tests.support.scheduling import app_client, deliver, payment, read_booking, write_booking
 
@@ -13,6 +15,7 @@ def token_requests(sandbox: Any) -> int:
     return int(sandbox.stats()["requests"].get("oauth.token", 0))
 
 
+@pytest.mark.slow
 def test_sixteen_concurrent_first_deliveries_refresh_the_token_once(
     connected: dict[str, Any], firestore: Any, sandbox: Any
 ) -> None:

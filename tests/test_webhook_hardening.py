@@ -68,6 +68,7 @@ def outcomes(server: processes.ManagedProcess, channel_id: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_twenty_replays_of_one_notification_cost_one_sync(
     moved: Any, webhook_server: Any, firestore: Any, sandbox: Any
 ) -> None:
@@ -89,6 +90,7 @@ def test_twenty_replays_of_one_notification_cost_one_sync(
     assert stored.last_notification_at is not None
 
 
+@pytest.mark.slow
 def test_a_redelivery_after_a_failure_is_not_a_replay(
     moved: Any, webhook_server: Any, firestore: Any, sandbox: Any
 ) -> None:
@@ -103,6 +105,7 @@ def test_a_redelivery_after_a_failure_is_not_a_replay(
     assert booking(firestore, class_.booking_id)["startTime"] == start
 
 
+@pytest.mark.slow
 def test_a_burst_of_notifications_is_coalesced_into_few_passes(
     moved: Any, webhook_server: Any, firestore: Any, sandbox: Any
 ) -> None:
@@ -137,6 +140,7 @@ def test_a_burst_of_notifications_is_coalesced_into_few_passes(
     assert state["dirty"] is False
 
 
+@pytest.mark.slow
 def test_notifications_in_a_row_start_one_pass_per_interval_at_most(
     moved: Any, webhook_server: Any, firestore: Any
 ) -> None:
@@ -153,6 +157,7 @@ def test_notifications_in_a_row_start_one_pass_per_interval_at_most(
     assert time.monotonic() - began >= 6.0 - 0.5
 
 
+@pytest.mark.slow
 def test_the_channel_token_is_stored_only_as_a_digest(
     moved: Any, webhook_server: Any, firestore: Any
 ) -> None:

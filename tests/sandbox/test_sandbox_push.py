@@ -138,6 +138,7 @@ def test_stop_of_unknown_channel_is_404(calendar):
     assert json.loads(raised.value.content)["error"]["errors"][0]["reason"] == "notFound"
 
 
+@pytest.mark.slow
 def test_expired_channel_gets_nothing(calendar, receiver):
     soon = int(datetime.now(UTC).timestamp() * 1000) + 600
     watch(calendar, receiver, expiration=str(soon))

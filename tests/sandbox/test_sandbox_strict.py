@@ -357,6 +357,7 @@ def test_every_channel_on_a_calendar_shares_its_resource_id(calendar, calendar_a
     assert elsewhere["resourceId"] != first["resourceId"]
 
 
+@pytest.mark.slow
 def test_notifications_go_on_for_a_while_after_stop(sandbox, calendar, receiver):  # noqa: F811
     sandbox.set_calendar_rules(channel_linger_seconds=1.0)
     channel = watch(calendar, receiver)
