@@ -73,7 +73,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     # No retries by default: a failure injected at Google answers at once. The tests
     # of the client's retries ask for the `google_retries` fixture.
     for name, value in stack.environment(
-        GOOGLE_API_RETRIES="0", CONFERENCE_POLL_DELAYS="0.05,0.05,0.05,0.05"
+        GOOGLE_API_RETRIES="0", CONFERENCE_POLL_DELAYS="0.005,0.005,0.005,0.005"
     ).items():
         monkeypatch.setenv(name, value)
     _forget_caches()
