@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import statistics
 import sys
 import time
@@ -55,6 +56,8 @@ class Lab:
     pubsub: processes.ManagedProcess
     sandbox: processes.ManagedProcess
     started: list[processes.ManagedProcess] = field(default_factory=list)
+    # A fresh random key per run, as the local stack makes one.
+    session_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     @classmethod
     def start(cls, log_dir: Path) -> Lab:
@@ -93,7 +96,8 @@ class Lab:
             pubsub=self.pubsub.url,
             sandbox=self.sandbox.url,
             allowed_origins="*",
-            **{"LOG_LEVEL": "INFO", **extra},
+            # Signs the console's cookies (the revoked section reconnects through it).
+            **{"LOG_LEVEL": "INFO", "SESSION_SIGNING_KEY": self.session_key, **extra},
         )
 
     def reset(self, redirect_uris: Iterable[str] = (REDIRECT_URI,)) -> None:
