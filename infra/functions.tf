@@ -104,19 +104,48 @@ locals {
       memory        = "256Mi"
     }
 
+    # Google Calendar's push notifications. Public, and so holding no Google token and
+    # no secret: it checks the channel in Firestore (and records the message number),
+    # then publishes the change to calendar-changes for calendar_sync.
     calendar_webhook = {
       entry_point   = "calendar_webhook"
       trigger       = "http"
       topic         = null
       public        = true
       firestore     = "readwrite"
+      refresh_token = "none"
+      secrets       = []
+      publishes     = ["calendar-changes"]
+      environment   = { CALENDAR_CHANGES_TOPIC = google_pubsub_topic.calendar_changes.name }
+      delivery      = null
+      timeout       = 30
+      max_instances = 5
+      memory        = "256Mi"
+    }
+
+    # Private: the incremental sync with the school's token, for each change published
+    # by calendar_webhook (a burst is coalesced by the sync lease).
+    calendar_sync = {
+      entry_point   = "calendar_sync"
+      trigger       = "pubsub"
+      topic         = "calendar-changes"
+      public        = false
+      firestore     = "readwrite"
       refresh_token = "read"
       secrets       = ["AUTH_GOOGLE_SECRET"]
       publishes     = []
       environment   = {}
-      delivery      = null
+      # A change only says that the calendar changed: a failed one is retried for a
+      # while, then dropped; the next change, or the hourly maintenance sync, lists it.
+      delivery = {
+        max_attempts      = null
+        dead_letter_topic = null
+        min_backoff       = 10
+        max_backoff       = 600
+        retention         = "86400s"
+      }
       timeout       = 120
-      max_instances = 5
+      max_instances = 3
       memory        = "512Mi"
     }
 
@@ -234,6 +263,7 @@ locals {
     "payments-dead-letter"        = "projects/${var.project_id}/topics/${google_pubsub_topic.payments_dead_letter.name}"
     "calendar-maintenance"        = "projects/${var.project_id}/topics/${google_pubsub_topic.calendar_maintenance.name}"
     "guest-changes"               = "projects/${var.project_id}/topics/${google_pubsub_topic.guest_changes.name}"
+    "calendar-changes"            = "projects/${var.project_id}/topics/${google_pubsub_topic.calendar_changes.name}"
     "guest-changes-dead-letter"   = "projects/${var.project_id}/topics/${google_pubsub_topic.guest_changes_dead_letter.name}"
     "booking-changes"             = "projects/${var.project_id}/topics/${google_pubsub_topic.booking_changes.name}"
     "booking-changes-dead-letter" = "projects/${var.project_id}/topics/${google_pubsub_topic.booking_changes_dead_letter.name}"

@@ -111,7 +111,8 @@ resource "google_secret_manager_secret_iam_member" "secret_environment" {
   member    = local.runtime_members[each.value.function]
 }
 
-# A function that publishes (join_class to guest-changes, payment_webhook to payments)
+# A function that publishes (join_class to guest-changes, payment_webhook to payments,
+# calendar_webhook to calendar-changes)
 # may publish to that topic, and to nothing else.
 resource "google_pubsub_topic_iam_member" "function_publisher" {
   for_each = local.function_publishers

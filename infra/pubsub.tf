@@ -13,6 +13,9 @@
 #
 #   Cloud Scheduler --> calendar-maintenance --push--> calendar_maintenance
 #
+#   Google Calendar --push notification--> calendar_webhook --> calendar-changes
+#                                              --push--> calendar_sync (school's token)
+#
 #   join_class --> guest-changes --push--> guest_invitations
 #                     |  after 10 failed deliveries
 #                     v
@@ -143,6 +146,17 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_source" {
   subscription = module.function[each.key].subscription_name
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_service_agent
+}
+
+# A verified change notification for calendar_sync (docs/contracts/calendar_webhook.md).
+# Each says only that the calendar changed: a day's retention is plenty, since the
+# hourly maintenance run syncs anyway.
+resource "google_pubsub_topic" "calendar_changes" {
+  project                    = var.project_id
+  name                       = "calendar-changes"
+  message_retention_duration = "86400s"
+
+  depends_on = [google_project_service.apis]
 }
 
 # Nudges from join_class: "a group class's guests changed". A nudge names a booking

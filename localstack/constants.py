@@ -21,9 +21,11 @@ PAYMENTS = "payments"
 MAINTENANCE = "calendar-maintenance"
 GUEST_CHANGES = "guest-changes"
 BOOKING_CHANGES = "booking-changes"
+CALENDAR_CHANGES = "calendar-changes"
 EVENT_TOPICS = {
     "create_event": PAYMENTS,
     "booking_changes": BOOKING_CHANGES,
     "calendar_maintenance": MAINTENANCE,
     "guest_invitations": GUEST_CHANGES,
+    "calendar_sync": CALENDAR_CHANGES,
 }

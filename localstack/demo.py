@@ -11,7 +11,7 @@
    The public busy-slots endpoint, which reads only Firestore, shows the class as
    busy and the checkout as tentative.
 6. The admin moves the class in Google Calendar; the sandbox's push notification
-   reaches the webhook and the booking follows.
+   reaches the webhook, calendar_sync lists the change, and the booking follows.
 7. The school's platform reschedules the class through ``booking-changes``: the same
    event moves, with the same Meet link, and the booking follows.
 8. A group class is booked and paid; two students join it with its access code through
@@ -313,7 +313,7 @@ def run(stack: Stack) -> None:
         for slot in slots:
             print(f"     {slot['start']['dateTime']}  {slot['status']}", flush=True)
 
-    if {"calendar_maintenance", "calendar_webhook"} <= stack.functions.keys():
+    if {"calendar_maintenance", "calendar_webhook", "calendar_sync"} <= stack.functions.keys():
         print("6. the admin moves the class one hour later, in Google Calendar ...", flush=True)
         moved = _move_in_google_calendar(stack, booking_id, booking)
         print(f"   the booking followed: starts {moved.isoformat()}", flush=True)
@@ -432,7 +432,10 @@ def _move_in_google_calendar(stack: Stack, booking_id: str, booking: dict[str, A
         if current.get("startTime") == start:
             return start
         time.sleep(0.5)
-    raise DemoFailed("the booking did not follow the moved event within 60 s (webhook log)")
+    raise DemoFailed(
+        "the booking did not follow the moved event within 60 s "
+        "(calendar_webhook and calendar_sync logs)"
+    )
 
 
 def _reschedule_through_the_platform(stack: Stack, booking_id: str) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 import functions_framework
 import pytest
 
-from localstack import processes
 from localstack.constants import ADMIN_EMAIL, CLIENT_ID, PROJECT
 from shared.core.config import from_env
 from shared.core.errors import ConfigError
@@ -24,12 +23,13 @@ from shared.domain import maintenance
 from shared.google import clients, credentials, tokens
 from shared.stores import sync_state
 from tests.support.calendar_sync import (
+    CalendarLink,
     admin_calendar,
     booking,
     configure,
     move,
     scheduled_booking,
-    start_webhook,
+    start_calendar_link,
 )
 from tests.support.scheduling import (
     app_client,
@@ -158,10 +158,12 @@ def test_an_approved_payment_is_scheduled_with_a_meet_link_and_a_refund_cancels_
 
 @pytest.fixture
 def webhook(
-    auth: Auth, stack_logs: Path, firestore_emulator: Any, sandbox_server: Any
-) -> Iterator[processes.ManagedProcess]:
-    # The server inherits this test's environment: the same mode and service account.
-    server = start_webhook(stack_logs / f"auth-{auth.mode}", firestore_emulator, sandbox_server)
+    auth: Auth, stack_logs: Path, firestore_emulator: Any, pubsub: Any, sandbox_server: Any
+) -> Iterator[CalendarLink]:
+    # The servers inherit this test's environment: the same mode and service account.
+    server = start_calendar_link(
+        stack_logs / f"auth-{auth.mode}", firestore_emulator, pubsub, sandbox_server
+    )
     yield server
     server.stop()
 
@@ -196,7 +198,11 @@ def test_maintenance_renews_the_channel_and_a_change_in_google_flows_back(
         timeout=20,
         what="the move made in Google to reach the booking",
     )
-    assert_no_refresh_token_machinery_in_webhook(auth, webhook)
+    # The sync ran in calendar_sync, with the mode's credentials; the webhook held none.
+    assert_no_refresh_token_machinery_in_webhook(auth, webhook.sync)
+    webhook_log = webhook.webhook.log_path.read_text(errors="replace")
+    assert "calls act as the admin" not in webhook_log
+    assert "ya29." not in webhook_log
 
 
 def assert_no_refresh_token_machinery_in_webhook(auth: Auth, server: Any) -> None:

@@ -67,7 +67,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from localstack.constants import PROJECT
+from localstack.constants import CALENDAR_CHANGES, PROJECT
 from localstack.processes import cloud_event_headers
 from shared.domain import busy_slots
 from shared.domain.payments import APPROVED, CANCELLING_STATUSES
@@ -75,6 +75,7 @@ from shared.google import tokens
 from shared.stores import bookings
 from shared.web.pubsub import MAX_MESSAGE_BYTES
 from tests.support.calendar_sync import ManualChannel, configure, manual_channel
+from tests.support.mercadopago import pull, subscribe
 from tests.support.scheduling import Booking, payment, read_booking, write_booking
 
 # functions-framework's own conversion of a raw Pub/Sub push that has no publishTime.
@@ -148,6 +149,8 @@ class Stack:
         self.bookings = seeded  # in the order of BOOKING_STATES
         self.apps = apps
         self.channel: ManualChannel | None = None
+        self.pubsub: Any = None
+        self.changes = ""  # the pull subscription on calendar-changes
 
     def __repr__(self) -> str:
         return f"Stack({[b.booking_id for b in self.bookings]})"
@@ -209,11 +212,14 @@ def stack(
 
 
 @pytest.fixture
-def watched(stack: Stack) -> Stack:
-    """The stack and a channel whose id, token and resource id the test knows.
+def watched(stack: Stack, pubsub: Any) -> Stack:
+    """The stack and a channel whose id, token and resource id the test knows, and the
+    calendar-changes topic the webhook publishes to, with a subscription to read it.
 
     Only for the webhook: maintenance would retire it as a second channel."""
     stack.channel = manual_channel()
+    stack.pubsub = pubsub
+    stack.changes = subscribe(pubsub, CALENDAR_CHANGES)
     return stack
 
 
@@ -663,9 +669,14 @@ def test_calendar_webhook_answers_any_notification_without_a_server_error(
     event("authentic" if authentic(request) else f"HTTP {response.status_code}")
     assert_no_server_error(response)
     diff = changes(before, snapshot(watched.db))
+    published = pull(watched.pubsub, watched.changes)
     if authentic(request):
         assert response.status_code == 200
-        assert collections_of(diff) <= {SYNC, CHANNELS}
+        # Handed on (at most once: a lower or equal message number is a replay); the
+        # sync itself is calendar_sync's, so the webhook writes only on the channel.
+        assert len(published) <= 1
+        assert all(m["channelId"] == watched.channel.id for m in published)
+        assert collections_of(diff) <= {CHANNELS}
         # On its channel, a notification notes only its message number and time.
         for path, (old, new) in diff.items():
             if path.startswith(f"{CHANNELS}/"):
@@ -674,6 +685,7 @@ def test_calendar_webhook_answers_any_notification_without_a_server_error(
     else:
         assert response.status_code in (200, 403, 405, *FRAMEWORK_STATUSES)
         assert diff == {}
+        assert published == []
 
 
 # --- payment messages ----------------------------------------------------------------------

@@ -43,6 +43,11 @@ MERCADOPAGO_LIBRARIES = ("requests",)
 FIRESTORE_LIBRARIES = ("google.cloud.firestore", "google.cloud.firestore_v1")
 FIRESTORE_CALLS = ("firestore_client", "firestore_errors", "firestore_read_retry")
 WEB_FRAMEWORKS = ("flask", "functions_framework", "werkzeug")
+# Functions anyone can call read Firestore or publish; the school's Google token (and
+# the Calendar client that uses it) is for the private event functions. oauth_callback
+# is public too, but connecting the account is its job.
+PUBLIC_FUNCTIONS = ("list_events", "calendar_webhook", "join_class", "payment_webhook")
+TOKEN_MODULES = ("shared.google.tokens", "shared.google.credentials", "shared.google.calendar")
 MAX_LINES = 500
 
 
@@ -158,6 +163,20 @@ def violations(root: Path) -> list[str]:
     problems: list[str] = []
     for group in cycles(internal_edges(modules)):
         problems.append(f"import cycle: {' <-> '.join(group)}")
+    edges = internal_edges(modules)
+    for function in PUBLIC_FUNCTIONS:
+        start = f"functions.{function}.main"
+        if start not in modules:
+            continue
+        reached, todo = set(), [start]
+        while todo:
+            for imported in edges[todo.pop()] - reached:
+                reached.add(imported)
+                todo.append(imported)
+        for token_module in sorted(reached & set(TOKEN_MODULES)):
+            problems.append(
+                f"functions/{function}: public, yet reaches {token_module} (the school's token)"
+            )
     for module in modules.values():
         layer = _layer(module.name)
         rank = _rank(module.name)
@@ -249,6 +268,16 @@ def test_a_cycle_is_reported(tree: Path) -> None:
         and "shared.domain.cancellation" in p
         and "shared.domain.scheduling" in p
         for p in found
+    ), found
+
+
+def test_a_public_function_reaching_the_token_is_reported(tree: Path) -> None:
+    # Two steps away: the webhook's rules importing the Calendar client.
+    _plant(tree, "shared/domain/notifications.py", "from shared.google import calendar  # noqa")
+    found = violations(tree)
+    assert (
+        "functions/calendar_webhook: public, yet reaches shared.google.calendar "
+        "(the school's token)" in found
     ), found
 
 

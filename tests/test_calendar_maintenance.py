@@ -12,19 +12,19 @@ from typing import Any
 import functions_framework
 import pytest
 
-from localstack import processes
 from localstack.processes import cloud_event_headers, pubsub_envelope
 from shared.core import signing
 from shared.domain import cancellation, maintenance
 from shared.stores import sync_state
 from tests.support.calendar_sync import (
+    CalendarLink,
     admin_calendar,
     booking,
     configure,
     delete,
     move,
     scheduled_booking,
-    start_webhook,
+    start_calendar_link,
     webhook_lines,
 )
 from tests.support.scheduling import (
@@ -64,9 +64,11 @@ def run(connected: Any, env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixtur
 
 @pytest.fixture
 def webhook_server(
-    stack_logs: Path, firestore_emulator: Any, sandbox_server: Any, connected: Any
-) -> Iterator[processes.ManagedProcess]:
-    server = start_webhook(stack_logs / "maintenance-tests", firestore_emulator, sandbox_server)
+    stack_logs: Path, firestore_emulator: Any, pubsub: Any, sandbox_server: Any, connected: Any
+) -> Iterator[CalendarLink]:
+    server = start_calendar_link(
+        stack_logs / "maintenance-tests", firestore_emulator, pubsub, sandbox_server
+    )
     yield server
     server.stop()
 
@@ -142,12 +144,12 @@ def test_renewal_creates_the_new_channel_then_stops_the_old_one(
     wait_for(
         lambda: any(
             line.get("channel_id") == new.id and line.get("resource_state") == "exists"
-            for line in webhook_lines(webhook_server)
+            for line in webhook_lines(webhook_server.webhook)
         ),
         timeout=20,
         what="the webhook to log the new channel's notification",
     )
-    received = [line for line in webhook_lines(webhook_server) if line.get("channel_id")]
+    received = [line for line in webhook_lines(webhook_server.webhook) if line.get("channel_id")]
     assert any(
         line["channel_id"] == new.id and line["resource_state"] == "exists" for line in received
     )

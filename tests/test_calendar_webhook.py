@@ -17,11 +17,13 @@ import functions_framework
 import pytest
 
 from localstack import processes
-from shared.domain import event_shape, maintenance, sync
+from shared.domain import event_shape, maintenance, notifications, sync
 from shared.google import clients
 from shared.stores import booking_sync, bookings, sync_state
 from tests.support.calendar_sync import (
+    SYNC_SOURCE,
     WEBHOOK_SOURCE,
+    CalendarLink,
     admin_calendar,
     booking,
     configure,
@@ -31,7 +33,8 @@ from tests.support.calendar_sync import (
     new_meet_link,
     notify,
     scheduled_booking,
-    start_webhook,
+    start_calendar_link,
+    sync_runs,
     webhook_lines,
 )
 from tests.support.scheduling import records, sandbox_calls, wait_for, write_booking
@@ -39,11 +42,13 @@ from tests.support.scheduling import records, sandbox_calls, wait_for, write_boo
 
 @pytest.fixture
 def webhook_server(
-    stack_logs: Path, firestore_emulator: Any, sandbox_server: Any, connected: Any
-) -> Iterator[processes.ManagedProcess]:
-    # One server per test: an instance caches the admin's credentials, and each test
+    stack_logs: Path, firestore_emulator: Any, pubsub: Any, sandbox_server: Any, connected: Any
+) -> Iterator[CalendarLink]:
+    # New servers per test: an instance caches the admin's credentials, and each test
     # connects a new Google grant to a freshly reset sandbox.
-    server = start_webhook(stack_logs / "webhook-tests", firestore_emulator, sandbox_server)
+    server = start_calendar_link(
+        stack_logs / "webhook-tests", firestore_emulator, pubsub, sandbox_server
+    )
     yield server
     server.stop()
 
@@ -255,9 +260,14 @@ def test_forged_notifications_get_403_and_change_nothing(
     assert booking(firestore, class_.booking_id) == before
     assert sync_state.sync_status("primary") == state_before
     assert _list_calls(sandbox) == lists_before
+    assert sync_runs(webhook_server, channel.id) == []  # nothing was handed on
     # The genuine notification does change the booking: the forgeries were refused, not moot.
     assert notify(webhook_server.url, channel.headers()) == 200
-    assert booking(firestore, class_.booking_id)["startTime"] == start
+    wait_for(
+        lambda: booking(firestore, class_.booking_id)["startTime"] == start,
+        timeout=20,
+        what="the genuine notification's change",
+    )
 
 
 def test_the_sync_handshake_is_acknowledged_without_listing(
@@ -300,24 +310,36 @@ def test_only_post_is_accepted(webhook_server: Any) -> None:
 
 
 @pytest.mark.slow
-def test_google_unavailable_answers_503_and_the_redelivery_applies_the_change(
+def test_google_unavailable_in_the_sync_is_retried_by_pubsub_until_the_change_applies(
     moved_quietly: Any, webhook_server: Any, firestore: Any, sandbox: Any
 ) -> None:
     channel, class_, start = moved_quietly
-    sandbox.fault("GET", r"/events$", 503, "backendError", count=None)
+    lists_before = _list_calls(sandbox)
+    # The webhook itself never calls Google: it answers at once. calendar_sync's list
+    # fails (with the client's own retry, twice per delivery), so Pub/Sub delivers again.
+    sandbox.fault("GET", r"/events$", 503, "backendError", count=4)
 
     status = notify(webhook_server.url, channel.headers())
 
-    assert status == 503
-    state = sync_state.sync_status("primary")
-    assert state["dirty"] is True
-    assert state["leaseOwner"] is None  # given back at once, not left to expire
-    assert booking(firestore, class_.booking_id)["startTime"] != start
-    sandbox.clear_faults()
+    assert status == 200
+    wait_for(
+        lambda: booking(firestore, class_.booking_id)["startTime"] == start,
+        timeout=30,
+        what="the change after Pub/Sub's redeliveries",
+    )
+    assert _list_calls(sandbox) - lists_before >= 5
+    state = wait_for(
+        lambda: (s := sync_state.sync_status("primary")).get("leaseOwner") is None and s,
+        what="the sync lease to be given back",
+    )
+    assert state["dirty"] is False
+    retried = [line for line in sync_runs_all(webhook_server) if line.get("outcome") == "retry"]
+    assert retried
+    assert all(line.get("reason") == "google_unavailable" for line in retried)
 
-    assert notify(webhook_server.url, channel.headers(number=3)) == 200
-    assert booking(firestore, class_.booking_id)["startTime"] == start
-    assert sync_state.sync_status("primary")["dirty"] is False
+
+def sync_runs_all(link: Any) -> list[dict[str, Any]]:
+    return [line for line in webhook_lines(link.sync) if line.get("logger") == "shared.web.pubsub"]
 
 
 @pytest.mark.slow
@@ -347,12 +369,17 @@ def test_a_permanent_sync_failure_is_acknowledged_with_an_error_log(
     channel, _class, _start = moved_quietly
     sandbox.fault("GET", r"/events$", 400, "invalid", count=None)
     client = functions_framework.create_app(
-        "calendar_webhook", str(WEBHOOK_SOURCE / "main.py")
+        "calendar_sync", str(SYNC_SOURCE / "main.py")
     ).test_client()
+    data = notifications.change_message("primary", channel.id, 2)
 
-    response = client.post("/", headers=channel.headers())
+    response = client.post(
+        "/",
+        json=processes.pubsub_envelope(data, subscription="calendar-changes-calendar-sync"),
+        headers=processes.cloud_event_headers(topic="calendar-changes"),
+    )
 
-    assert response.status_code == 200
+    assert response.status_code == 200  # acknowledged: a redelivery cannot fix it
     failed = records(caplog, outcome="failed", reason="calendar_invalid")
     assert failed
     assert failed[0].levelname == "ERROR"
@@ -446,13 +473,13 @@ def test_concurrent_notifications_to_the_server_apply_each_change_once(
         thread.join()
 
     assert statuses == [200] * 5
+    runs = wait_for(
+        lambda: len(r := sync_runs(webhook_server, channel.id)) == 5 and r,
+        timeout=30,
+        what="calendar_sync to handle the five changes",
+    )
     assert booking(firestore, class_.booking_id)["startTime"] == start
-    applied = [
-        line
-        for line in webhook_lines(webhook_server)
-        if line.get("channel_id") == channel.id and line.get("changes_applied")
-    ]
-    assert sum(line["changes_applied"] for line in applied) == 1
+    assert sum(int(line.get("changes_applied") or 0) for line in runs) == 1
 
 
 # --- applying one change -------------------------------------------------------------------

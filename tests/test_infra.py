@@ -82,8 +82,13 @@ NEEDS = {
         "rotate",
         frozenset({"AUTH_GOOGLE_SECRET", "SESSION_SIGNING_KEY"}),
     ),
+    # Public, and so holding no Google token and no secret: it checks the channel in
+    # Firestore and publishes the change for calendar_sync.
     "calendar_webhook": Needs(
-        "http", None, True, "readwrite", "read", frozenset({"AUTH_GOOGLE_SECRET"})
+        "http", None, True, "readwrite", "none", frozenset(), frozenset({"calendar-changes"})
+    ),
+    "calendar_sync": Needs(
+        "pubsub", "calendar-changes", False, "readwrite", "read", frozenset({"AUTH_GOOGLE_SECRET"})
     ),
     # The platform's reschedules and cancellations patch or delete events as the admin.
     "booking_changes": Needs(
@@ -561,8 +566,17 @@ def test_each_service_account_holds_only_what_its_function_needs(
     assert {f for f, g in granted.items() if any(x.startswith("publish") for x in g)} == {
         "payment_webhook",
         "join_class",
+        "calendar_webhook",
     }
     assert "publish payments" in granted["payment_webhook"]
+    # The public calendar_webhook: Firestore and its one topic, no token, no secret.
+    assert granted["calendar_webhook"] == {
+        "project roles/datastore.user",
+        "publish calendar-changes",
+    }
+    # Of the public functions, only the one that connects the account touches its token.
+    public = {name for name, need in NEEDS.items() if need.public}
+    assert {f for f in public if any("token" in x for x in granted[f])} == {"oauth_callback"}
     # The public busy-slots function: Firestore read-only, and no secret of any kind.
     assert granted["list_events"] == {"project roles/datastore.viewer"}
 

@@ -33,10 +33,11 @@ from shared.google import calendar, clients, tokens
 from shared.stores import busy_time, sync_state
 from shared.stores import slots as slot_store
 from tests.support.calendar_sync import (
+    CalendarLink,
     admin_calendar,
     move,
     scheduled_booking,
-    start_webhook,
+    start_calendar_link,
     webhook_lines,
 )
 from tests.support.scheduling import (
@@ -926,9 +927,11 @@ def test_calendar_api_key_is_ignored_with_one_warning(
 
 @pytest.fixture
 def webhook_server(
-    stack_logs: Path, firestore_emulator: Any, sandbox_server: Any, connected: Any
-) -> Iterator[processes.ManagedProcess]:
-    server = start_webhook(stack_logs / "list-events-push", firestore_emulator, sandbox_server)
+    stack_logs: Path, firestore_emulator: Any, pubsub: Any, sandbox_server: Any, connected: Any
+) -> Iterator[CalendarLink]:
+    server = start_calendar_link(
+        stack_logs / "list-events-push", firestore_emulator, pubsub, sandbox_server
+    )
     yield server
     server.stop()
 

@@ -1,8 +1,9 @@
-"""Cloud Function ``calendar_webhook``: Google Calendar push notifications (HTTP).
+"""Cloud Function ``calendar_webhook``: Google Calendar push notifications (HTTP, public).
 
 Only notifications for a channel classcal created, with that channel's secret token,
-are accepted; a change runs an incremental sync (see ``shared.web.calendar_push`` and
-docs/contracts/calendar_webhook.md).
+are accepted; a change is published to topic ``calendar-changes``, and the private
+``calendar_sync`` lists it with the school's token: this function holds no Google
+credential (see ``shared.web.calendar_push`` and docs/contracts/calendar_webhook.md).
 """
 
 from __future__ import annotations

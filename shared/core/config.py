@@ -65,6 +65,7 @@ class Config:
     mirror_max_age_minutes: int
     mirror_horizon_days: int
     guest_changes_topic: str | None
+    calendar_changes_topic: str
 
     @property
     def service_account_mode(self) -> bool:
@@ -343,6 +344,7 @@ def from_env(env: Mapping[str, str]) -> Config:
         mirror_max_age_minutes=_int(env, "MIRROR_MAX_AGE_MINUTES", 90, 1, 7 * 24 * 60),
         mirror_horizon_days=_int(env, "MIRROR_HORIZON_DAYS", 120, 90, 400),
         guest_changes_topic=_topic(env, "GUEST_CHANGES_TOPIC"),
+        calendar_changes_topic=_topic(env, "CALENDAR_CHANGES_TOPIC") or "calendar-changes",
         mercadopago_api_url=mercadopago_url.rstrip("/"),
         mercadopago_access_token=mercadopago_token,
         mercadopago_webhook_secret=_text(env, "MERCADOPAGO_WEBHOOK_SECRET"),

@@ -1,8 +1,10 @@
-"""Changes made in Google Calendar flow back to bookings: push notifications and sync.
+"""Changes made in Google Calendar flow back to bookings: the sync.
 
 Google tells a watch channel only *that* something changed; what changed is learnt by
 an incremental ``events.list`` with the calendar's stored sync token. So a verified
-``exists`` notification runs :func:`sync_calendar`, which lists every page of changes,
+``exists`` notification (``shared.domain.notifications``, in the public webhook) is
+handed over Pub/Sub to the private ``calendar_sync`` function, which runs
+:func:`sync_calendar` with the school's token: it lists every page of changes,
 applies those of classcal's events to their bookings, and stores the next token. An
 expired token (410) falls back to a full list of the booking window.
 
@@ -22,8 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.core import ids, retry, signing
-from shared.core.config import get_config
+from shared.core import ids, retry
 from shared.core.errors import Gone, PermanentError
 from shared.core.logs import get_logger
 from shared.domain import event_shape, mirror
@@ -31,11 +32,6 @@ from shared.google import calendar
 from shared.stores import booking_sync, sync_state
 
 log = get_logger(__name__)
-
-# Google's own limits on the values we compare; anything longer is not Google's.
-MAX_CHANNEL_ID = 64
-MAX_CHANNEL_TOKEN = 256
-MAX_HEADER = 512
 
 SYNC_LEASE_SECONDS = 120.0
 # A storm of notifications must not keep one request syncing forever: after this many
@@ -51,29 +47,8 @@ MAX_PAGES = 1_000
 # ordered, or searched) ends without the nextSyncToken the next incremental sync needs.
 RESYNC_PAST = timedelta(days=1)
 
-REJECTED = "rejected"  # the webhook answers 403
-ACKNOWLEDGED = "acknowledged"  # `sync` handshake
-IGNORED = "ignored"  # authentic, but nothing to do (retired channel, another calendar, ...)
-SYNCED = "synced"
-COALESCED = "coalesced"  # a running sync will cover this notification
-REPLAYED = "replayed"  # a message number already handled for this channel: no sync
 # How many times a notification that came too soon after a pass waits and asks again.
 MAX_WAITS = 4
-
-
-@dataclass(frozen=True)
-class Notification:
-    channel_id: str
-    token: str
-    resource_id: str
-    resource_state: str
-    message_number: str
-
-    def __repr__(self) -> str:  # the channel token is a credential
-        return (
-            f"Notification(channel_id={self.channel_id!r}, state={self.resource_state!r}, "
-            f"message_number={self.message_number!r})"
-        )
 
 
 @dataclass
@@ -99,81 +74,6 @@ class SyncResult:
             "changes_applied": self.applied,
             "event_outcomes": dict(self.outcomes),
         }
-
-
-@dataclass(frozen=True)
-class NotificationResult:
-    status: str
-    reason: str = ""
-    sync: SyncResult | None = None
-
-
-def parse_notification(headers: Mapping[str, str]) -> Notification | None:
-    """The notification's headers, or None when they cannot be Google's (missing, oversized)."""
-    channel_id = headers.get("X-Goog-Channel-ID") or ""
-    token = headers.get("X-Goog-Channel-Token") or ""
-    resource_id = headers.get("X-Goog-Resource-ID") or ""
-    state = headers.get("X-Goog-Resource-State") or ""
-    number = headers.get("X-Goog-Message-Number") or ""
-    if not channel_id or not token or not state:
-        return None
-    if len(channel_id) > MAX_CHANNEL_ID or len(token) > MAX_CHANNEL_TOKEN:
-        return None
-    if any(len(v) > MAX_HEADER for v in (resource_id, state, number)):
-        return None
-    return Notification(channel_id, token, resource_id, state, number)
-
-
-def verify(notification: Notification) -> tuple[sync_state.Channel | None, str]:
-    """The channel the notification is for, or None and the reason it is refused."""
-    channel = sync_state.get_channel(notification.channel_id)
-    if channel is None:
-        return None, "unknown_channel"
-    # Only the token's digest is stored; the digests are compared in constant time.
-    if not channel.token_digest or not signing.matches_digest(
-        notification.token, channel.token_digest
-    ):
-        return None, "bad_channel_token"
-    # The first `sync` may arrive before the watch response told us the resource id.
-    if channel.resource_id and notification.resource_id != channel.resource_id:
-        return None, "resource_mismatch"
-    return channel, ""
-
-
-def handle_notification(headers: Mapping[str, str]) -> NotificationResult:
-    """Verify one push notification and, for a change, sync the calendar."""
-    notification = parse_notification(headers)
-    if notification is None:
-        return NotificationResult(REJECTED, "malformed_headers")
-    channel, refusal = verify(notification)
-    if channel is None:
-        return NotificationResult(REJECTED, refusal)
-    if channel.state not in sync_state.LIVE_STATES:
-        # Google may keep notifying briefly after channels.stop; the new channel covers it.
-        return NotificationResult(IGNORED, f"channel_{channel.state}")
-    if channel.calendar_id != calendar.calendar_id():
-        return NotificationResult(IGNORED, "other_calendar")
-    if notification.resource_state == "sync":
-        return NotificationResult(ACKNOWLEDGED, "sync")
-    if notification.resource_state not in ("exists", "not_exists"):
-        return NotificationResult(IGNORED, "unknown_resource_state")
-    number = _message_number(notification.message_number)
-    if (
-        number is not None
-        and channel.last_message_number is not None
-        and number <= channel.last_message_number
-    ):
-        # Google numbers a channel's messages in increasing order, and a redelivery after
-        # a 5xx is not recorded here until it succeeds: this one was already handled (a
-        # replay, or an older message overtaken by a newer one whose sync covered it).
-        return NotificationResult(IGNORED, REPLAYED)
-    result = sync_calendar(min_interval=get_config().sync_min_interval_seconds)
-    sync_state.record_message(channel.id, number)
-    return NotificationResult(COALESCED if result.coalesced else SYNCED, sync=result)
-
-
-def _message_number(raw: str) -> int | None:
-    return int(raw) if raw.isdigit() and len(raw) <= 19 else None
 
 
 def _lease(calendar_id: str, min_interval: float) -> sync_state.Lease | None:

@@ -48,8 +48,16 @@ def _publisher() -> pubsub_v1.PublisherClient:
 def publish(topic: str, data: bytes, **attributes: str) -> str:
     """Publish one message to ``topic`` of this project; its message id."""
     from google.api_core import exceptions, retry
+    from google.auth import exceptions as auth_exceptions
 
-    publisher = _publisher()
+    try:
+        publisher = _publisher()
+    except auth_exceptions.DefaultCredentialsError:
+        # Only off Google Cloud, with no emulator configured: say what to set.
+        raise ConfigError(
+            "no credentials to publish to Pub/Sub: run on Google Cloud, or set "
+            "PUBSUB_EMULATOR_HOST to the emulator"
+        ) from None
     path = publisher.topic_path(get_config().project, topic)
     deadline = PUBLISH_TIMEOUT_SECONDS
     try:

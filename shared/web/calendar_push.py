@@ -1,10 +1,11 @@
-"""The HTTP face of Google Calendar push notifications.
+"""The HTTP face of Google Calendar push notifications (the public ``calendar_webhook``).
 
 Google POSTs a bodiless notification whenever the watched calendar changes. Only
 notifications for a channel classcal created, carrying that channel's secret token,
-are accepted (403 otherwise); a change runs an incremental sync. Google retries 5xx,
-so a transient failure answers 503 and the notification comes back; a permanent one
-is acknowledged (200) and logged at ERROR; a bug answers 500, never a stack trace.
+are accepted (403 otherwise); a change is published to ``calendar-changes`` for the
+private ``calendar_sync`` (``shared.domain.notifications``): this function holds no
+Google credential. Google retries 5xx, so a failure to publish answers 503 and the
+notification comes back; a bug answers 500, never a stack trace.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.core.logs import get_logger
-from shared.domain import sync
+from shared.domain import notifications
 from shared.web.serving import Answers
 
 log = get_logger(__name__)
@@ -34,9 +35,8 @@ def context(request: Any) -> dict[str, str]:
 def handle(request: Any) -> tuple[str, int, dict[str, str]]:
     if request.method != "POST":
         return ("", 405, {"Allow": "POST"})
-    result = sync.handle_notification(request.headers)
-    fields = result.sync.log_fields() if result.sync else {}
-    if result.status == sync.REJECTED:
+    result = notifications.handle_notification(request.headers)
+    if result.status == notifications.REJECTED:
         log.warning(
             "notification refused",
             extra={**context(request), "outcome": "rejected", "reason": result.reason},
@@ -48,7 +48,7 @@ def handle(request: Any) -> tuple[str, int, dict[str, str]]:
             **context(request),
             "outcome": result.status,
             "reason": result.reason or None,
-            **fields,
+            "change_message_id": result.message_id,
         },
     )
     return _answer(200)
@@ -58,7 +58,7 @@ def _status(status: int) -> Any:
     return lambda _error=None: _answer(status)
 
 
-# The sync left the calendar marked dirty on a transient failure: Google redelivers on 503.
+# Nothing was published: Google sends the notification again after a 5xx.
 ANSWERS = Answers(
     unavailable=_status(503),
     misconfigured=_status(503),

@@ -135,8 +135,9 @@ def run(
         context["message_id"] = message.message_id
         outcome = handler(message) or {}
     except PermanentError as error:
-        # Retries will not fix this: acknowledge, and say why.
-        log.warning(
+        # Retries will not fix this: acknowledge, and say why (once: at INFO when the
+        # domain already said it at the severity it deserves).
+        (log.info if error.logged else log.warning)(
             f"acknowledged without effect: {error.message}",
             extra={**context, "outcome": "rejected", "reason": error.code},
         )

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from localstack import processes, stack
-from localstack.constants import ADMIN_EMAIL, CLIENT_ID
+from localstack.constants import ADMIN_EMAIL, CALENDAR_CHANGES, CLIENT_ID
 from shared.core.config import reset_config
 from shared.domain import event_shape, scheduling
 from shared.google import clients
@@ -19,25 +19,57 @@ from shared.stores import sync_state
 from tests.support.scheduling import Booking, read_booking, write_booking
 
 WEBHOOK_SOURCE = processes.FUNCTIONS / "calendar_webhook"
+SYNC_SOURCE = processes.FUNCTIONS / "calendar_sync"
 
 
-def start_webhook(
+@dataclass
+class CalendarLink:
+    """calendar_webhook (public: verifies, publishes) and calendar_sync (private: syncs
+    with the school's token), each under functions-framework, joined by the Pub/Sub
+    emulator's topic and push subscription as Terraform joins them."""
+
+    webhook: processes.ManagedProcess
+    sync: processes.ManagedProcess
+
+    @property
+    def url(self) -> str:
+        return self.webhook.url
+
+    def stop(self) -> None:
+        self.webhook.stop()
+        self.sync.stop()
+
+
+def start_calendar_link(
     log_dir: Path,
     firestore_emulator: processes.ManagedProcess,
+    pubsub: processes.PubSub,
     sandbox_server: processes.ManagedProcess,
-) -> processes.ManagedProcess:
-    """calendar_webhook running under functions-framework, as Cloud Functions serves it."""
+) -> CalendarLink:
     env = stack.environment(
         firestore=firestore_emulator.url,
+        pubsub=pubsub.host,
         sandbox=sandbox_server.url,
         GOOGLE_API_RETRIES="1",
         LOG_LEVEL="INFO",
     )
-    return processes.start_function("calendar_webhook", env, log_dir)
+    pubsub.create_topic(CALENDAR_CHANGES)
+    sync_server = processes.start_function("calendar_sync", env, log_dir)
+    try:
+        pubsub.create_push_subscription(
+            "calendar-changes-calendar-sync",
+            CALENDAR_CHANGES,
+            processes.push_url(sync_server.url, CALENDAR_CHANGES),
+        )
+        webhook = processes.start_function("calendar_webhook", env, log_dir)
+    except BaseException:
+        sync_server.stop()
+        raise
+    return CalendarLink(webhook, sync_server)
 
 
 def webhook_lines(server: processes.ManagedProcess) -> list[dict[str, Any]]:
-    """The webhook's JSON log lines so far."""
+    """A function's JSON log lines so far."""
     lines = []
     for line in server.log_path.read_text(errors="replace").splitlines():
         if line.startswith("{"):
@@ -46,6 +78,15 @@ def webhook_lines(server: processes.ManagedProcess) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
     return lines
+
+
+def sync_runs(link: CalendarLink, channel_id: str) -> list[dict[str, Any]]:
+    """calendar_sync's closing line of each change message of this channel it handled."""
+    return [
+        line
+        for line in webhook_lines(link.sync)
+        if line.get("channel_id") == channel_id and line.get("message") == "done"
+    ]
 
 
 def configure(env: pytest.MonkeyPatch, **variables: str) -> None:
