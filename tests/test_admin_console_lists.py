@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from shared.core.config import reset_config
 from tests.support.group_classes import (
     attendee_emails,
     call,
@@ -32,16 +31,8 @@ from tests.support.scheduling import (
     read_booking,
     write_booking,
 )
-from tests.test_oauth_callback import SIGNING_KEY, csrf_of, sign_in, text
-
-
-@pytest.fixture(autouse=True)
-def _key(env: pytest.MonkeyPatch) -> None:
-    from shared.domain import connection
-
-    env.setenv("SESSION_SIGNING_KEY", SIGNING_KEY)
-    reset_config()
-    connection.forget_checks()
+from tests.test_admin_console import _key  # noqa: F401 (its session key, autouse)
+from tests.test_oauth_callback import csrf_of, sign_in, text
 
 
 @pytest.fixture

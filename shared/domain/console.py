@@ -13,6 +13,7 @@ once).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -132,42 +133,40 @@ class Retried:
     reason: str | None = None
 
 
+def _act(what: str, booking_id: str, action: Callable[[], str]) -> Retried:
+    """Run a console action; its outcome, or why it could not be done now. A transient
+    failure is recorded where maintenance finds it, and maintenance tries again too."""
+    try:
+        outcome = action()
+    except BookingBusy:
+        return Retried("busy")
+    except PermanentError as error:
+        return Retried("failed", error.code)
+    except ClasscalError as error:
+        return Retried("waiting", error.code)
+    log.info(what, extra={"booking_id": booking_id, "outcome": outcome})
+    return Retried(outcome)
+
+
 def retry(booking_id: str) -> Retried:
     """Try to schedule the booking again now, exactly as maintenance would."""
     if attention.get_problem(booking_id) is None:
         return Retried("gone")
-    try:
-        done = scheduling.schedule_booking(booking_id)
-    except BookingBusy:
-        return Retried("busy")
-    except PermanentError as error:
-        return Retried("failed", error.code)
-    except ClasscalError as error:
-        # Transient: recorded on the booking as waiting; maintenance tries again too.
-        return Retried("waiting", error.code)
-    log.info(
+    return _act(
         "booking retried from the console",
-        extra={"booking_id": booking_id, "outcome": done.outcome},
+        booking_id,
+        lambda: scheduling.schedule_booking(booking_id).outcome,
     )
-    return Retried(done.outcome)
 
 
 def invite_guests(booking_id: str) -> Retried:
     """Make the class's guest changes in Google Calendar now, exactly as maintenance
-    would: ``synced``, ``idle`` (nothing waited), ``busy``, ``waiting`` or ``gone``."""
+    would: ``invited``, ``idle`` (nothing waited), ``busy``, ``waiting`` or ``gone``."""
     if not ids.is_document_id(booking_id):
         return Retried("gone")
-    try:
+
+    def invite() -> str:
         done = guest_invitations.sync_guests(booking_id)
-    except BookingBusy:
-        return Retried("busy")
-    except PermanentError as error:
-        return Retried("failed", error.code)
-    except ClasscalError as error:
-        return Retried("waiting", error.code)
-    outcome = {"synced": "invited", "missing": "gone"}.get(done["outcome"], done["outcome"])
-    log.info(
-        "guests invited from the console",
-        extra={"booking_id": booking_id, "outcome": outcome},
-    )
-    return Retried(outcome)
+        return {"synced": "invited", "missing": "gone"}.get(done["outcome"], done["outcome"])
+
+    return _act("guests invited from the console", booking_id, invite)
