@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", default="", help="the same, comma-separated")
     parser.add_argument("--bookings", type=int, default=1000, help="burst: bookings (1000)")
     parser.add_argument(
-        "--burst-deadline", type=float, default=420.0, help="burst: seconds to wait (420)"
+        "--burst-deadline", type=float, default=1500.0, help="burst: seconds to wait (1500)"
     )
     parser.add_argument("--revoked-bookings", type=int, default=200, help="revoked: bookings (200)")
     parser.add_argument(
