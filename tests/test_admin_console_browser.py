@@ -73,6 +73,29 @@ def seed_problems(firestore: Any, sandbox: Any) -> dict[str, Any]:
         },
     ).execute()
     common = {"paymentStatus": "approved", "schedulingAttempts": 3}
+    # Shown beside them (their real paths are in tests/test_admin_console_lists.py): a
+    # refund made in MercadoPago, and a group class whose guest waits to be invited.
+    write_booking(
+        firestore,
+        status="cancelled",
+        paymentStatus="refunded",
+        paymentId="1500000042",
+        paymentAmount=15000,
+        paymentCurrency="ARS",
+        cancellationReason="refunded",
+        cancelledAt=now - timedelta(minutes=20),
+        eventDeleted=True,
+    )
+    write_booking(
+        firestore,
+        status="scheduled",
+        classType="grupal",
+        maxParticipants=4,
+        guestSyncPending=True,
+        guestSyncReason="google_unavailable",
+        guestsUpdatedAt=now - timedelta(minutes=10),
+        guestInvitations={"guest-1": {"state": "waiting", "email": "bea@students.test"}},
+    )
     return {
         "waiting": write_booking(
             firestore,
@@ -158,6 +181,8 @@ def test_the_admin_signs_in_retries_a_booking_and_signs_out(
         listed = [e.get_attribute("id") for e in browser.find_elements(By.CSS_SELECTOR, ".problem")]
         reasons = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".problem .reason")]
         console_text = browser.find_element(By.TAG_NAME, "body").text
+        refund_cards = browser.find_elements(By.CSS_SELECTOR, "#refunds .refund")
+        guest_cards = browser.find_elements(By.CSS_SELECTOR, "#guests .guests")
         _shot(browser, tmp_path, "console-signed-in")
         console_log = [entry["message"] for entry in browser.get_log("browser")]
 
@@ -187,6 +212,11 @@ def test_the_admin_signs_in_retries_a_booking_and_signs_out(
     assert "slot_taken" in console_text
     assert "conference_failed" in console_text
     assert ADMIN_EMAIL in console_text
+    assert len(refund_cards) == 1
+    assert "MercadoPago payment 1500000042" in console_text
+    assert len(guest_cards) == 1
+    assert "1 guest to invite" in console_text
+    assert "bea@students.test" not in console_text  # how many, not who
     assert not [line for line in console_log if "Content Security Policy" in line], console_log
     assert "The class was scheduled" in notice_text
     assert after_retry == [f"booking-{ids[n]}" for n in ("conference", "taken")]
