@@ -15,7 +15,16 @@ from typing import Any
 
 from benchmarks import common
 
-SECTIONS = ("burst", "revoked", "busy", "cold", "create_event", "list_events", "guard")
+SECTIONS = (
+    "burst",
+    "revoked",
+    "busy",
+    "cold",
+    "create_event",
+    "list_events",
+    "guard",
+    "payment_webhook",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--guard-pairs", type=int, default=10, help="guard: clashing pairs (10)")
     parser.add_argument(
         "--guard-changes", type=int, default=20, help="guard: calendar changes followed (20)"
+    )
+    parser.add_argument(
+        "--notifications",
+        type=int,
+        default=100,
+        help="payment_webhook: signed notifications (100)",
     )
     parser.add_argument("--logs", type=Path, default=None, help="folder for every process's log")
     parser.add_argument("--output", type=Path, default=common.RESULTS, help="JSON results file")
@@ -187,6 +202,11 @@ def _run(
 
         figures = list_events.run(lab, args.events, args.list_rounds, args.list_warmup)
         return figures, list_events.problems(figures)
+    if section == "payment_webhook":
+        from benchmarks import payment_webhook
+
+        figures = payment_webhook.run(lab, args.notifications)
+        return figures, payment_webhook.problems(figures)
     from benchmarks import cold
 
     figures = cold.run(lab, args.cold_runs, args.warm)

@@ -26,6 +26,7 @@ def render(results: Mapping[str, Any]) -> str:
         "cold": _cold,
         "create_event": _create_event,
         "list_events": _list_events,
+        "payment_webhook": _payment_webhook,
     }
     for name, figures in (results.get("sections") or {}).items():
         lines.append("")
@@ -217,3 +218,21 @@ def _list_events(f: Mapping[str, Any]) -> list[str]:
             f" {_num(data['ratio_to_bare'], 2):>8}"
         )
     return lines
+
+
+def _payment_webhook(f: Mapping[str, Any]) -> list[str]:
+    return [
+        f"payment_webhook: {f['notifications']} signed notifications, each beside the bare "
+        "minimum (payment read, booking read, publish)",
+        _row(
+            "median ms, webhook / bare",
+            f"{_num(f['webhook_median_ms'], 2)} / {_num(f['bare_median_ms'], 2)}"
+            f"  (ratio {_num(f['ratio'], 2)})",
+        ),
+        _row("p95 ms, webhook", _num(f["webhook_p95_ms"], 2)),
+        _row("first notification of the instance, ms", _num(f["first_notification_ms"], 1)),
+        _row(
+            "bad signature: ms / MercadoPago reads",
+            f"{_num(f['bad_signature_ms'], 2)} / {f['mercadopago_reads_for_bad_signature']}",
+        ),
+    ]
