@@ -221,6 +221,9 @@ def test_sign_jwt_signs_with_the_google_managed_key_and_the_token_endpoint_accep
         (SA, json.dumps({"exp": int(time.time()) + 13 * 3600}), 400),
         (SA, None, 400),
     ],
+    # Stable ids: the expiry is computed at collection, and pytest-xdist's workers must
+    # collect the same test names.
+    ids=["unknown-account", "not-json", "expiry-beyond-12h", "no-payload"],
 )
 def test_sign_jwt_refuses_like_google(
     account: dict[str, Any], sandbox: SandboxControl, email: str, payload: Any, status: int
