@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.imports import find_cycles
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Lower layers first: a module may import its own layer and the ones before it.
@@ -123,39 +125,8 @@ def internal_edges(modules: dict[str, Module]) -> dict[str, set[str]]:
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-    counter = iter(range(10**9))
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = next(counter)
-        stack.append(node)
-        on_stack.add(node)
-        for target in sorted(edges.get(node, ())):
-            if target not in index:
-                visit(target)
-                low[node] = min(low[node], low[target])
-            elif target in on_stack:
-                low[node] = min(low[node], index[target])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for node in sorted(edges):
-        if node not in index:
-            visit(node)
-    return found
+    """Modules that import each other, directly or around a loop."""
+    return find_cycles(edges)
 
 
 def violations(root: Path) -> list[str]:
