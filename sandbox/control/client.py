@@ -3,23 +3,15 @@ benchmarks and the local demo. Standard library only."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
-# The sandbox is always local: never route control calls through a proxy.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+from sandbox.core.control_calls import ControlCallError, call
 
 
-class SandboxControlError(RuntimeError):
+class SandboxControlError(ControlCallError):
     """A control call failed; `status` is the HTTP status (0: no answer)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
 
 
 class SandboxControl:
@@ -28,23 +20,8 @@ class SandboxControl:
         self.timeout = timeout
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(  # noqa: S310 - the URL is the sandbox's own
-            f"{self.url}/_sandbox/{path}",
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"} if data is not None else {},
-        )
-        try:
-            with _OPENER.open(request, timeout=self.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace")
-            exc.close()
-            raise SandboxControlError(exc.code, detail) from exc
-        except OSError as exc:
-            raise SandboxControlError(0, str(exc)) from exc
-        return json.loads(raw) if raw else None
+        url = f"{self.url}/_sandbox/{path}"
+        return call(url, method, body, self.timeout, SandboxControlError)
 
     # --- lifecycle ----------------------------------------------------------
 

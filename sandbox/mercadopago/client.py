@@ -3,18 +3,13 @@ for tests, benchmarks and the local demo. Standard library only."""
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from typing import Any
 
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+from sandbox.core.control_calls import ControlCallError, call
 
 
-class MercadoPagoControlError(RuntimeError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
+class MercadoPagoControlError(ControlCallError):
+    """A control call failed; `status` is the HTTP status (0: no answer)."""
 
 
 class MercadoPagoControl:
@@ -28,21 +23,8 @@ class MercadoPagoControl:
         return self.url
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(  # noqa: S310 - the URL is the sandbox's own
-            f"{self.url}/_sandbox/mercadopago/{path}",
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"} if data is not None else {},
-        )
-        try:
-            with _OPENER.open(request, timeout=self.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace")
-            exc.close()
-            raise MercadoPagoControlError(exc.code, detail) from exc
-        return json.loads(raw) if raw else None
+        url = f"{self.url}/_sandbox/mercadopago/{path}"
+        return call(url, method, body, self.timeout, MercadoPagoControlError)
 
     def configure(
         self,
