@@ -13,9 +13,24 @@ from typing import Any
 
 import pytest
 
-from localstack import processes
-from localstack.constants import CLIENT_ID, CLIENT_SECRET, PROJECT
+from localstack import processes, stack
 from tests.support.scheduling import payment, post, write_booking
+
+
+def _create_event(
+    firestore_emulator: processes.ManagedProcess,
+    sandbox_server: processes.ManagedProcess,
+    log_dir: Path,
+) -> processes.ManagedProcess:
+    """create_event under functions-framework: no client retries, quick conference polls."""
+    env = stack.environment(
+        firestore=firestore_emulator.url,
+        sandbox=sandbox_server.url,
+        GOOGLE_API_RETRIES="0",
+        CONFERENCE_POLL_DELAYS="0.01",
+        LOG_LEVEL="INFO",
+    )
+    return processes.start_function("create_event", env, log_dir, signature_type="cloudevent")
 
 
 def _lines(server: processes.ManagedProcess) -> list[str]:
@@ -31,22 +46,7 @@ def test_redeliveries_for_google_503s_and_busy_bookings_log_no_traceback(
     sandbox_server: processes.ManagedProcess,
     tmp_path: Path,
 ) -> None:
-    server = processes.start_function(
-        "create_event",
-        {
-            "GOOGLE_CLOUD_PROJECT": PROJECT,
-            "FIRESTORE_EMULATOR_HOST": firestore_emulator.url,
-            "GOOGLE_SANDBOX_URL": sandbox_server.url,
-            "AUTH_GOOGLE_ID": CLIENT_ID,
-            "AUTH_GOOGLE_SECRET": CLIENT_SECRET,
-            "CALENDAR_ID": "primary",
-            "GOOGLE_API_RETRIES": "0",
-            "CONFERENCE_POLL_DELAYS": "0.01",
-            "LOG_LEVEL": "INFO",
-        },
-        tmp_path,
-        signature_type="cloudevent",
-    )
+    server = _create_event(firestore_emulator, sandbox_server, tmp_path)
     try:
         sandbox.fault(method="POST", path=r"/events$", status=503, reason="backendError", count=3)
         unavailable = write_booking(firestore)
@@ -82,22 +82,7 @@ def test_redeliveries_while_the_meet_conference_is_pending_log_no_traceback(
     sandbox_server: processes.ManagedProcess,
     tmp_path: Path,
 ) -> None:
-    server = processes.start_function(
-        "create_event",
-        {
-            "GOOGLE_CLOUD_PROJECT": PROJECT,
-            "FIRESTORE_EMULATOR_HOST": firestore_emulator.url,
-            "GOOGLE_SANDBOX_URL": sandbox_server.url,
-            "AUTH_GOOGLE_ID": CLIENT_ID,
-            "AUTH_GOOGLE_SECRET": CLIENT_SECRET,
-            "CALENDAR_ID": "primary",
-            "GOOGLE_API_RETRIES": "0",
-            "CONFERENCE_POLL_DELAYS": "0.01",
-            "LOG_LEVEL": "INFO",
-        },
-        tmp_path,
-        signature_type="cloudevent",
-    )
+    server = _create_event(firestore_emulator, sandbox_server, tmp_path)
     try:
         sandbox.set_conference(pending_reads=10)  # Google is slow to make the Meet link
         pending = write_booking(firestore)
