@@ -18,6 +18,7 @@ import pytest
 from localstack import processes
 from localstack.constants import CALENDAR_CHANGES
 from shared.core import signing
+from shared.core.config import reset_config
 from shared.stores import sync_state
 from tests.support.calendar_sync import (
     CalendarLink,
@@ -31,7 +32,7 @@ from tests.support.calendar_sync import (
     sync_runs,
     webhook_lines,
 )
-from tests.support.scheduling import sandbox_calls, wait_for
+from tests.support.scheduling import records, sandbox_calls, wait_for
 
 
 @pytest.fixture
@@ -240,3 +241,69 @@ def test_a_channel_of_an_earlier_version_with_a_plain_token_still_verifies(
 
     assert notify(webhook_server.url, good) == 200
     assert notify(webhook_server.url, {**good, "X-Goog-Channel-Token": "guess"}) == 403
+
+
+def test_a_crash_between_the_publish_and_the_record_costs_one_more_sync_and_no_double_change(
+    moved: Any, firestore: Any, pubsub: Any, env: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """The webhook publishes, then records the message number. Between the two writes the
+    record fails (injected: Firestore gone for that one write); Google sends the
+    notification again, it is published again, and both messages reach calendar_sync."""
+    import functions_framework
+
+    from shared.core.errors import StoreUnavailable
+    from shared.domain import notifications
+    from tests.support.calendar_sync import SYNC_SOURCE, WEBHOOK_SOURCE
+    from tests.support.mercadopago import pull, subscribe
+
+    channel, class_, start = moved
+    env.setenv("PUBSUB_EMULATOR_HOST", pubsub.host)
+    changes = subscribe(pubsub, CALENDAR_CHANGES)
+    record = sync_state.record_message
+    failures = iter([True])
+
+    def record_or_crash(channel_id: str, number: int | None) -> None:
+        if next(failures, False):
+            raise StoreUnavailable("injected: Firestore gone between the two writes")
+        record(channel_id, number)
+
+    env.setattr(sync_state, "record_message", record_or_crash)
+    webhook = functions_framework.create_app(
+        "calendar_webhook", str(WEBHOOK_SOURCE / "main.py")
+    ).test_client()
+
+    first = webhook.post("/", headers=channel.headers(number=8))
+    again = webhook.post("/", headers=channel.headers(number=8))
+    replay = webhook.post("/", headers=channel.headers(number=8))
+
+    assert (first.status_code, again.status_code, replay.status_code) == (503, 200, 200)
+    published = pull(pubsub, changes)
+    assert [m["messageNumber"] for m in published] == [8, 8]  # the third was a replay
+    stored = sync_state.get_channel(channel.id)
+    assert stored is not None
+    assert stored.last_message_number == 8
+
+    caplog.set_level("INFO")
+    syncer = functions_framework.create_app(
+        "calendar_sync", str(SYNC_SOURCE / "main.py")
+    ).test_client()
+    env.setenv("SYNC_MIN_INTERVAL_SECONDS", "0")
+    reset_config()
+    answers = [
+        syncer.post(
+            "/",
+            json=processes.pubsub_envelope(
+                notifications.change_message(m["calendarId"], m["channelId"], m["messageNumber"]),
+                subscription="calendar-changes-calendar-sync",
+            ),
+            headers=processes.cloud_event_headers(topic=CALENDAR_CHANGES),
+        ).status_code
+        for m in published
+    ]
+
+    assert answers == [200, 200]
+    done = records(caplog, message="done")
+    assert [r.changes_applied for r in done] == [1, 0]  # the second listing finds nothing new
+    moved_booking = booking(firestore, class_.booking_id)
+    assert moved_booking["startTime"] == start
+    assert moved_booking["calendarEventSequence"] >= 1
