@@ -623,3 +623,41 @@ def test_a_full_resync_copes_with_bare_tombstones_and_short_pages_and_keeps_a_sy
     assert not after.full_resync
     assert after.outcomes["cancelled"] == 1
     assert booking(firestore, kept.booking_id)["status"] == "cancelled"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"channelId": "c"}',
+        b'{"calendarId": ""}',
+        b'{"calendarId": 7}',
+        b'{"calendarId": "primary", "messageNumber": "7"}',
+        b'{"calendarId": "primary", "messageNumber": true}',
+        b'{"calendarId": "primary", "channelId": 5}',
+        b'{"calendarId": "someone-else@example.test"}',
+        b"\xff\xfe",
+    ],
+    ids=lambda d: d.decode("utf-8", "replace")[:40] or "empty",
+)
+def test_calendar_sync_acknowledges_a_malformed_change_without_listing(
+    connected: Any, sandbox: Any, data: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = functions_framework.create_app(
+        "calendar_sync", str(SYNC_SOURCE / "main.py")
+    ).test_client()
+    lists_before = _list_calls(sandbox)
+
+    response = client.post(
+        "/",
+        json=processes.pubsub_envelope(data, subscription="calendar-changes-calendar-sync"),
+        headers=processes.cloud_event_headers(topic="calendar-changes"),
+    )
+
+    assert response.status_code == 200  # acknowledged: a redelivery cannot fix it
+    assert _list_calls(sandbox) == lists_before
+    rejected = records(caplog, outcome="rejected")
+    assert rejected
+    assert rejected[0].levelname == "WARNING"
