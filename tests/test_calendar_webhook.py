@@ -34,6 +34,7 @@ from tests.support.calendar_sync import (
     notify,
     scheduled_booking,
     start_calendar_link,
+    start_webhook_only,
     sync_runs,
     webhook_lines,
 )
@@ -48,6 +49,18 @@ def webhook_server(
     # connects a new Google grant to a freshly reset sandbox.
     server = start_calendar_link(
         stack_logs / "webhook-tests", firestore_emulator, pubsub, sandbox_server
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def lone_webhook(
+    tmp_path_factory: pytest.TempPathFactory, firestore_emulator: Any, pubsub_emulator: Any
+) -> Iterator[processes.ManagedProcess]:
+    """calendar_webhook alone, for the notifications it refuses or only acknowledges."""
+    server = start_webhook_only(
+        tmp_path_factory.mktemp("lone-webhook"), firestore_emulator, pubsub_emulator.url
     )
     yield server
     server.stop()
@@ -271,19 +284,19 @@ def test_forged_notifications_get_403_and_change_nothing(
 
 
 def test_the_sync_handshake_is_acknowledged_without_listing(
-    connected: Any, webhook_server: Any, sandbox: Any
+    connected: Any, lone_webhook: Any, sandbox: Any
 ) -> None:
     channel = manual_channel()
     lists_before = _list_calls(sandbox)
 
-    status = notify(webhook_server.url, channel.headers(state="sync", number=1))
+    status = notify(lone_webhook.url, channel.headers(state="sync", number=1))
 
     assert status == 200
     assert _list_calls(sandbox) == lists_before
 
 
 def test_a_notification_before_the_watch_answer_is_verified_by_token(
-    connected: Any, webhook_server: Any, firestore: Any
+    connected: Any, lone_webhook: Any, firestore: Any
 ) -> None:
     # The channel is recorded before events.watch is called; its resource id comes later.
     sync_state.create_pending_channel("test-pending", "pending-secret", "primary", "http://x/")
@@ -295,12 +308,12 @@ def test_a_notification_before_the_watch_answer_is_verified_by_token(
         "X-Goog-Message-Number": "1",
     }
 
-    assert notify(webhook_server.url, good) == 200
-    assert notify(webhook_server.url, {**good, "X-Goog-Channel-Token": "guess"}) == 403
+    assert notify(lone_webhook.url, good) == 200
+    assert notify(lone_webhook.url, {**good, "X-Goog-Channel-Token": "guess"}) == 403
 
 
-def test_only_post_is_accepted(webhook_server: Any) -> None:
-    status, body = processes.http("GET", webhook_server.url)
+def test_only_post_is_accepted(lone_webhook: Any) -> None:
+    status, body = processes.http("GET", lone_webhook.url)
 
     assert status == 405
     assert b"Traceback" not in body

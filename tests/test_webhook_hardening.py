@@ -29,6 +29,7 @@ from tests.support.calendar_sync import (
     notify,
     scheduled_booking,
     start_calendar_link,
+    start_webhook_only,
     sync_runs,
     webhook_lines,
 )
@@ -41,6 +42,17 @@ def webhook_server(
 ) -> Iterator[CalendarLink]:
     server = start_calendar_link(
         stack_logs / "webhook-hardening", firestore_emulator, pubsub, sandbox_server
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def lone_webhook(
+    tmp_path_factory: pytest.TempPathFactory, firestore_emulator: Any, pubsub_emulator: Any
+) -> Iterator[processes.ManagedProcess]:
+    server = start_webhook_only(
+        tmp_path_factory.mktemp("lone-webhook"), firestore_emulator, pubsub_emulator.url
     )
     yield server
     server.stop()
@@ -216,7 +228,7 @@ def test_the_channel_token_is_stored_only_as_a_digest(
 
 
 def test_a_channel_of_an_earlier_version_with_a_plain_token_still_verifies(
-    connected: Any, webhook_server: Any, firestore: Any
+    connected: Any, lone_webhook: Any, firestore: Any
 ) -> None:
     from datetime import UTC, datetime
 
@@ -239,8 +251,8 @@ def test_a_channel_of_an_earlier_version_with_a_plain_token_still_verifies(
         "X-Goog-Message-Number": "1",
     }
 
-    assert notify(webhook_server.url, good) == 200
-    assert notify(webhook_server.url, {**good, "X-Goog-Channel-Token": "guess"}) == 403
+    assert notify(lone_webhook.url, good) == 200
+    assert notify(lone_webhook.url, {**good, "X-Goog-Channel-Token": "guess"}) == 403
 
 
 def test_a_crash_between_the_publish_and_the_record_costs_one_more_sync_and_no_double_change(

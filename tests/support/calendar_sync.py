@@ -68,6 +68,15 @@ def start_calendar_link(
     return CalendarLink(webhook, sync_server)
 
 
+def start_webhook_only(
+    log_dir: Path, firestore_emulator: processes.ManagedProcess, pubsub_host: str
+) -> processes.ManagedProcess:
+    """calendar_webhook alone, for tests of what it refuses or acknowledges (nothing is
+    handed on). It holds no credential, so one server can serve a whole module."""
+    env = stack.environment(firestore=firestore_emulator.url, pubsub=pubsub_host, LOG_LEVEL="INFO")
+    return processes.start_function("calendar_webhook", env, log_dir)
+
+
 def webhook_lines(server: processes.ManagedProcess) -> list[dict[str, Any]]:
     """A function's JSON log lines so far."""
     lines = []
