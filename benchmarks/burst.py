@@ -80,9 +80,7 @@ def run(lab: common.Lab, bookings_count: int, deadline_seconds: float) -> dict[s
     pubsub = lab.pubsub_client
     pubsub.create_topic(PAYMENTS)
     pubsub.create_push_subscription(
-        # A name of its own: the emulator keeps pushing to the endpoint an earlier
-        # section's subscription of the same name had, even after it was deleted.
-        "payments-create-event-burst",
+        "payments-create-event",
         PAYMENTS,
         processes.push_url(first.url, PAYMENTS),
         ack_deadline=ACK_DEADLINE,
