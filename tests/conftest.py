@@ -132,3 +132,39 @@ def google_retries(env: pytest.MonkeyPatch) -> int:
     from tests.support import retries
 
     return retries.quick(env, 3)
+
+
+@pytest.fixture
+def webhook_server(
+    request: pytest.FixtureRequest,
+    stack_logs: Path,
+    firestore_emulator: processes.ManagedProcess,
+    pubsub: processes.PubSub,
+    sandbox_server: processes.ManagedProcess,
+    connected: Any,
+) -> Iterator[Any]:
+    """calendar_webhook and calendar_sync running, joined by the ``calendar-changes`` push
+    subscription; new servers per test, since calendar_sync caches the admin's
+    credentials and each test connects a new grant to a freshly reset sandbox."""
+    from tests.support.calendar_sync import start_calendar_link
+
+    log_dir = stack_logs / f"calendar-link-{request.module.__name__.rsplit('.', 1)[-1]}"
+    link = start_calendar_link(log_dir, firestore_emulator, pubsub, sandbox_server)
+    yield link
+    link.stop()
+
+
+@pytest.fixture(scope="module")
+def lone_webhook(
+    tmp_path_factory: pytest.TempPathFactory,
+    firestore_emulator: processes.ManagedProcess,
+    pubsub_emulator: processes.ManagedProcess,
+) -> Iterator[processes.ManagedProcess]:
+    """calendar_webhook alone, for the notifications it refuses or only acknowledges: it
+    holds no credential, so one server serves a whole module."""
+    from tests.support.calendar_sync import start_webhook_only
+
+    log_dir = tmp_path_factory.mktemp("lone-webhook")
+    server = start_webhook_only(log_dir, firestore_emulator, pubsub_emulator.url)
+    yield server
+    server.stop()

@@ -5,7 +5,6 @@ live watch channel, renewed before it expires; nothing paid left unscheduled."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,12 @@ from shared.core import signing
 from shared.domain import cancellation, maintenance
 from shared.stores import sync_state
 from tests.support.calendar_sync import (
-    CalendarLink,
     admin_calendar,
     booking,
     configure,
     delete,
     move,
     scheduled_booking,
-    start_calendar_link,
     webhook_lines,
 )
 from tests.support.scheduling import (
@@ -60,17 +57,6 @@ def run(connected: Any, env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixtur
         return response.status_code, (vars(done[-1]) if done else {})
 
     return tick
-
-
-@pytest.fixture
-def webhook_server(
-    stack_logs: Path, firestore_emulator: Any, pubsub: Any, sandbox_server: Any, connected: Any
-) -> Iterator[CalendarLink]:
-    server = start_calendar_link(
-        stack_logs / "maintenance-tests", firestore_emulator, pubsub, sandbox_server
-    )
-    yield server
-    server.stop()
 
 
 def _live() -> list[sync_state.Channel]:

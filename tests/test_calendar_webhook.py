@@ -8,9 +8,7 @@ a real push notification, and the server's incremental sync updates the booking.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import functions_framework
@@ -23,7 +21,6 @@ from shared.stores import booking_sync, bookings, sync_state
 from tests.support.calendar_sync import (
     SYNC_SOURCE,
     WEBHOOK_SOURCE,
-    CalendarLink,
     admin_calendar,
     booking,
     configure,
@@ -33,37 +30,10 @@ from tests.support.calendar_sync import (
     new_meet_link,
     notify,
     scheduled_booking,
-    start_calendar_link,
-    start_webhook_only,
     sync_runs,
     webhook_lines,
 )
 from tests.support.scheduling import records, sandbox_calls, wait_for, write_booking
-
-
-@pytest.fixture
-def webhook_server(
-    stack_logs: Path, firestore_emulator: Any, pubsub: Any, sandbox_server: Any, connected: Any
-) -> Iterator[CalendarLink]:
-    # New servers per test: an instance caches the admin's credentials, and each test
-    # connects a new Google grant to a freshly reset sandbox.
-    server = start_calendar_link(
-        stack_logs / "webhook-tests", firestore_emulator, pubsub, sandbox_server
-    )
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def lone_webhook(
-    tmp_path_factory: pytest.TempPathFactory, firestore_emulator: Any, pubsub_emulator: Any
-) -> Iterator[processes.ManagedProcess]:
-    """calendar_webhook alone, for the notifications it refuses or only acknowledges."""
-    server = start_webhook_only(
-        tmp_path_factory.mktemp("lone-webhook"), firestore_emulator, pubsub_emulator.url
-    )
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -33,11 +33,9 @@ from shared.google import calendar, clients, tokens
 from shared.stores import busy_time, sync_state
 from shared.stores import slots as slot_store
 from tests.support.calendar_sync import (
-    CalendarLink,
     admin_calendar,
     move,
     scheduled_booking,
-    start_calendar_link,
     webhook_lines,
 )
 from tests.support.scheduling import (
@@ -923,17 +921,6 @@ def test_calendar_api_key_is_ignored_with_one_warning(
 
 
 # --- through the real push path ----------------------------------------------------------
-
-
-@pytest.fixture
-def webhook_server(
-    stack_logs: Path, firestore_emulator: Any, pubsub: Any, sandbox_server: Any, connected: Any
-) -> Iterator[CalendarLink]:
-    server = start_calendar_link(
-        stack_logs / "list-events-push", firestore_emulator, pubsub, sandbox_server
-    )
-    yield server
-    server.stop()
 
 
 @pytest.mark.slow

@@ -8,9 +8,7 @@ test decides exactly what arrives and when.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,34 +26,10 @@ from tests.support.calendar_sync import (
     move,
     notify,
     scheduled_booking,
-    start_calendar_link,
-    start_webhook_only,
     sync_runs,
     webhook_lines,
 )
 from tests.support.scheduling import records, sandbox_calls, wait_for
-
-
-@pytest.fixture
-def webhook_server(
-    stack_logs: Path, firestore_emulator: Any, pubsub: Any, sandbox_server: Any, connected: Any
-) -> Iterator[CalendarLink]:
-    server = start_calendar_link(
-        stack_logs / "webhook-hardening", firestore_emulator, pubsub, sandbox_server
-    )
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def lone_webhook(
-    tmp_path_factory: pytest.TempPathFactory, firestore_emulator: Any, pubsub_emulator: Any
-) -> Iterator[processes.ManagedProcess]:
-    server = start_webhook_only(
-        tmp_path_factory.mktemp("lone-webhook"), firestore_emulator, pubsub_emulator.url
-    )
-    yield server
-    server.stop()
 
 
 @pytest.fixture
