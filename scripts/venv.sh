@@ -43,5 +43,11 @@ if [ "$(cat "$_stamp" 2>/dev/null)" != "$_want" ]; then
 fi
 
 export PATH="$_venv/bin:$PATH"
+# Compiled bytecode is kept, but inside .venv, never beside the sources. Without it
+# (some machines set PYTHONDONTWRITEBYTECODE) every test worker and every server the
+# tests start compiles the project again, and pytest rewrites every test file's asserts
+# again: collection alone took 4.5 s instead of 1.7 s.
+unset PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX="$_venv/pycache"
 export PYTHONPATH="$_root${PYTHONPATH:+:$PYTHONPATH}"
 unset _root _venv _stamp _want _py
