@@ -28,14 +28,14 @@ def stack_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def firestore_emulator(stack_logs: Path) -> Iterator[processes.ManagedProcess]:
-    process = processes.start_firestore(stack_logs)
+    process = processes.start_firestore(stack_logs, java_options=processes.SHORT_RUN_JAVA_OPTIONS)
     yield process
     process.stop()
 
 
 @pytest.fixture(scope="session")
 def pubsub_emulator(stack_logs: Path) -> Iterator[processes.ManagedProcess]:
-    process = processes.start_pubsub(stack_logs)
+    process = processes.start_pubsub(stack_logs, java_options=processes.SHORT_RUN_JAVA_OPTIONS)
     yield process
     process.stop()
 
