@@ -7,6 +7,7 @@ import importlib
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,6 +76,28 @@ def test_a_missing_emulator_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
     with pytest.raises(processes.MissingComponent, match="google-cloud-cli"):
         processes.start_firestore(Path("/tmp"))
+
+
+@pytest.mark.parametrize(
+    ("start", "package"),
+    [
+        (processes.start_firestore, "google-cloud-cli-firestore-emulator"),
+        (processes.start_pubsub, "google-cloud-cli-pubsub-emulator"),
+    ],
+    ids=["firestore", "pubsub"],
+)
+def test_a_cloud_cli_without_the_emulator_names_its_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: Any, package: str
+) -> None:
+    gcloud = tmp_path / "google-cloud-sdk" / "bin" / "gcloud"
+    gcloud.parent.mkdir(parents=True)
+    gcloud.write_text("#!/bin/sh\n")
+    gcloud.chmod(0o755)
+    (tmp_path / "google-cloud-sdk" / "platform").mkdir()
+    monkeypatch.setattr(processes.shutil, "which", lambda name: str(gcloud))
+
+    with pytest.raises(processes.MissingComponent, match=package):
+        start(tmp_path / "logs")
 
 
 def test_every_name_the_benchmarks_and_the_stack_import_exists() -> None:
