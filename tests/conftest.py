@@ -8,6 +8,7 @@ this file: shared helpers live in ``tests/support``, shared names in
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,12 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     ).items():
         monkeypatch.setenv(name, value)
     _forget_caches()
+    # functions_framework.create_app appends the function's folder to sys.path on every
+    # call. Left there, a session's hundreds of apps make every later failed import
+    # lookup (Flask asks for one per app) walk hundreds of folders.
+    path = list(sys.path)
     yield monkeypatch
+    sys.path[:] = path
     _forget_caches()
 
 
