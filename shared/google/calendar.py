@@ -1,7 +1,7 @@
 """The calendar client: every Google Calendar call classcal makes goes through here.
 
-It adds three things to google-api-python-client: one service object per thread
-(httplib2 is not thread-safe), retries by the library's own ``execute(num_retries=...)``,
+It adds three things to google-api-python-client: one connection per thread (httplib2
+is not thread-safe), retries by the library's own ``execute(num_retries=...)``,
 and the translation of Google's answers into classcal's error types, including (oauth
 mode) a second chance with a freshly read refresh token after ``invalid_grant``. Which
 credentials, and what a refusal means, is ``shared.google.credentials``' business.
@@ -75,33 +75,57 @@ class _Resources:
     """A service's ``events()`` and ``channels()``, each built once.
 
     googleapiclient builds a new resource object, docstrings of every method included,
-    on each ``service.events()``: about 3 ms of CPU per Calendar call. Per thread, like
-    the service itself."""
+    on each ``service.events()``: about 3 ms of CPU. The service and its resources only
+    build requests, so one set serves every thread; the requests go out on the
+    thread's own connection (``_connection``)."""
 
     def __init__(self, service: Any) -> None:
         self._service = service
+        self._lock = threading.Lock()
         self._events: Any = None
         self._channels: Any = None
 
     def events(self) -> Any:
         if self._events is None:
-            self._events = self._service.events()
+            with self._lock:
+                if self._events is None:
+                    self._events = self._service.events()
         return self._events
 
     def channels(self) -> Any:
         if self._channels is None:
-            self._channels = self._service.channels()
+            with self._lock:
+                if self._channels is None:
+                    self._channels = self._service.channels()
         return self._channels
 
 
-def _service(credentials: Any, api_key: str | None) -> _Resources:
-    key = (id(credentials), api_key)
-    cached = getattr(_local, "service", None)
+# By (API endpoint, API key): tests point one process at several sandboxes.
+_services: dict[tuple[str | None, str | None], _Resources] = {}
+_services_lock = threading.Lock()
+
+
+def _service(api_key: str | None) -> _Resources:
+    key = (clients.endpoints().calendar_api, api_key)
+    service = _services.get(key)
+    if service is None:
+        with _services_lock:
+            service = _services.get(key)
+            if service is None:
+                service = _Resources(clients.calendar_service(developer_key=api_key))
+                _services[key] = service
+    return service
+
+
+def _connection(credentials: Any) -> Any:
+    """This thread's connection for ``credentials`` (None: an API-key call)."""
+    key = (id(credentials), get_config().google_http_timeout_seconds)
+    cached = getattr(_local, "connection", None)
     if cached is None or cached[0] != key:
-        service = _Resources(clients.calendar_service(credentials, developer_key=api_key))
+        http = clients.calendar_http(credentials)
         # Keep a reference to the credentials so their id cannot be reused while cached.
-        _local.service = (key, service, credentials)
-        return service
+        _local.connection = (key, http, credentials)
+        return http
     return cached[1]
 
 
@@ -189,8 +213,10 @@ def execute(
         if counter is not None:
             counter[what] += 1
         try:
-            request = make_request(_service(credentials, api_key))
-            return request.execute(num_retries=config.google_api_retries)
+            request = make_request(_service(api_key))
+            return request.execute(
+                http=_connection(credentials), num_retries=config.google_api_retries
+            )
         except HttpError as error:
             raise translate_http_error(error, what) from None
         except RefreshError as error:

@@ -116,30 +116,38 @@ def calendar_service(
     *,
     developer_key: str | None = None,
 ) -> Any:
-    """A Calendar v3 service object with its own HTTP connection.
+    """A Calendar v3 service object, its requests sent on a connection of its own.
 
     httplib2 connections are not thread-safe, and functions-framework serves requests
-    on several threads, so callers keep one service per thread (see shared.google.calendar).
-    Building from the bundled discovery document costs a millisecond or two.
+    on several threads. ``shared.google.calendar`` therefore builds one service without
+    credentials, shares it, and executes each request with ``http=`` set to the
+    thread's own ``calendar_http`` connection, as googleapiclient's thread-safety guide
+    shows. With ``credentials`` the service is ready to use from one thread.
     """
-    import google_auth_httplib2
-    import httplib2
     from googleapiclient.discovery import build
 
-    config = get_config()
-    http = httplib2.Http(timeout=config.google_http_timeout_seconds)
-    if credentials is not None:
-        http = google_auth_httplib2.AuthorizedHttp(credentials, http=http)
-    api = endpoints(config).calendar_api
+    api = endpoints().calendar_api
     return build(
         "calendar",
         "v3",
-        http=http,
+        http=calendar_http(credentials),
         developerKey=developer_key,
         static_discovery=True,
         cache_discovery=False,
         client_options={"api_endpoint": api} if api else None,
     )
+
+
+def calendar_http(credentials: google.auth.credentials.Credentials | None = None) -> Any:
+    """A connection for Calendar requests, authorised by ``credentials`` (none: an API
+    key is in the request). Not thread-safe: one per thread."""
+    import google_auth_httplib2
+    import httplib2
+
+    http = httplib2.Http(timeout=get_config().google_http_timeout_seconds)
+    if credentials is None:
+        return http
+    return google_auth_httplib2.AuthorizedHttp(credentials, http=http)
 
 
 def reset_clients() -> None:
