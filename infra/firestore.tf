@@ -45,7 +45,9 @@ resource "google_firestore_field" "oauth_state_ttl" {
 }
 
 # calendar_maintenance pages through scheduled classes that have not ended yet
-# (shared/bookings.py: status == "scheduled", endTime > now, ordered by endTime).
+# (shared/stores/bookings.py: status == "scheduled", endTime > now, ordered by endTime).
+# The busy slots read the pending bookings that have not ended the same way
+# (shared/stores/slots.py: status == "pending", endTime > now).
 resource "google_firestore_index" "bookings_scheduled_by_end" {
   project    = var.project_id
   database   = local.firestore_database
@@ -62,6 +64,62 @@ resource "google_firestore_index" "bookings_scheduled_by_end" {
   }
 
   # Firestore adds __name__ (the cursor's tie-break) itself; declared so plans show no diff.
+  fields {
+    field_path = "__name__"
+    order      = "ASCENDING"
+  }
+
+  depends_on = [google_firestore_database.main]
+}
+
+# The slot guard reads the checkouts whose time overlaps a payment's class
+# (shared/stores/slots.py: status == "pending", endTime > start, startTime < end).
+# Firestore orders a query on two ranges by both fields, by name: endTime, startTime.
+resource "google_firestore_index" "bookings_pending_overlapping" {
+  project    = var.project_id
+  database   = local.firestore_database
+  collection = "virtualClasses"
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "endTime"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "startTime"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "__name__"
+    order      = "ASCENDING"
+  }
+
+  depends_on = [google_firestore_database.main]
+}
+
+# Pending bookings whose start time was written as a string (shared/stores/slots.py:
+# status == "pending", startTime >= ""): a range over timestamps never matches them.
+resource "google_firestore_index" "bookings_pending_by_start" {
+  project    = var.project_id
+  database   = local.firestore_database
+  collection = "virtualClasses"
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "startTime"
+    order      = "ASCENDING"
+  }
+
   fields {
     field_path = "__name__"
     order      = "ASCENDING"

@@ -846,9 +846,13 @@ def test_firestore_has_the_indexes_every_query_needs(tf: Terraform) -> None:
 
     for collection, filters, orderings in queries:
         equal = {f for f, op in filters if op in ("==", "in", "array_contains")}
-        ranged = [(f, "ASCENDING") for f, op in filters if f not in equal]
         ordered = [(f, d) for f, d in orderings if f != "__name__"]
-        ranged = ordered or ranged
+        # Firestore orders by every inequality field: those the query does not order by
+        # come after its own orderings, by field name, in the last ordering's direction
+        # (StructuredQuery.order_by), and the index must list them in that order.
+        direction = ordered[-1][1] if ordered else "ASCENDING"
+        unordered = sorted({f for f, _ in filters} - equal - {f for f, _ in ordered})
+        ranged = ordered + [(f, direction) for f in unordered]
         # Equality filters alone are served by merging single-field indexes, as is a
         # range or an order on one field alone.
         if not ranged or (not equal and len({f for f, _ in ranged}) == 1):

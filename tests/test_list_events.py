@@ -45,6 +45,7 @@ from tests.support.scheduling import (
     payment,
     read_booking,
     wait_for,
+    write_abandoned_checkouts,
     write_booking,
 )
 
@@ -529,6 +530,41 @@ def test_a_pending_checkout_is_tentative_until_its_hold_expires(
     assert instants(slots) == [(start, start + timedelta(hours=1))]
     assert slots[0]["status"] == "tentative"
     assert slots[0]["start"]["timeZone"] == SCHOOL
+
+
+def test_a_live_checkout_shows_behind_a_thousand_abandoned_ones(
+    client: Any, firestore: Any, env: pytest.MonkeyPatch
+) -> None:
+    set_env(env, HOLD_MINUTES="15")
+    write_abandoned_checkouts(firestore, 1000)  # never paid, for classes already over
+    start = tomorrow(hour=9).astimezone(UTC)
+    write_booking(firestore, start=start, createdAt=datetime.now(UTC) - timedelta(minutes=5))
+
+    slots = client.get("/").get_json()
+
+    assert instants(slots) == [(start, start + timedelta(hours=1))]
+    assert slots[0]["status"] == "tentative"
+
+
+def test_a_live_checkout_with_rfc3339_times_shows(
+    client: Any, firestore: Any, env: pytest.MonkeyPatch
+) -> None:
+    set_env(env, HOLD_MINUTES="15")
+    start = tomorrow(hour=9).astimezone(UTC)
+    checkout = write_booking(
+        firestore, start=start, createdAt=datetime.now(UTC) - timedelta(minutes=5)
+    )
+    firestore.collection("virtualClasses").document(checkout.booking_id).update(
+        {
+            "startTime": start.astimezone(BA).isoformat(),
+            "endTime": (start + timedelta(hours=1)).isoformat(),
+        }
+    )
+
+    slots = client.get("/").get_json()
+
+    assert instants(slots) == [(start, start + timedelta(hours=1))]
+    assert slots[0]["status"] == "tentative"
 
 
 def test_hold_minutes_zero_shows_no_checkout(

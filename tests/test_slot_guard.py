@@ -7,7 +7,7 @@ Through create_event's real app, against the Firestore emulator and the Google s
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -26,6 +26,7 @@ from tests.support.scheduling import (
     read_booking,
     records,
     sandbox_calls,
+    write_abandoned_checkouts,
     write_booking,
 )
 
@@ -140,6 +141,43 @@ def test_an_earlier_live_hold_blocks_a_later_payment(
 
     assert state(firestore, later.booking_id) == ("pending", "slot_taken")
     assert "being paid" in read_booking(firestore, later.booking_id)["schedulingMessage"]
+    assert live_events(sandbox) == []
+
+
+def test_an_earlier_live_hold_blocks_a_later_payment_behind_a_thousand_abandoned_checkouts(
+    client: Any, firestore: Any, sandbox: Any
+) -> None:
+    # Checkouts nobody paid stay pending for good; the guard must still see a live one.
+    write_abandoned_checkouts(firestore, 1000)
+    start = next_class_start()
+    now = datetime.now(UTC)
+    write_booking(firestore, start=start, createdAt=now - timedelta(minutes=5))  # checkout open
+    later = write_booking(firestore, start=start + timedelta(minutes=30), createdAt=now)
+
+    assert deliver(client, payment(later.preference_id)) == 200
+
+    assert state(firestore, later.booking_id) == ("pending", "slot_taken")
+    assert live_events(sandbox) == []
+
+
+@pytest.mark.parametrize("as_text", [("startTime", "endTime"), ("startTime",), ("endTime",)])
+def test_an_earlier_live_hold_with_rfc3339_times_blocks_a_later_payment(
+    client: Any, firestore: Any, sandbox: Any, as_text: tuple[str, ...]
+) -> None:
+    # The booking page may write the times as strings with an offset (docs/bookings.md),
+    # one of them or both; a range over timestamps matches neither.
+    start = next_class_start()
+    now = datetime.now(UTC)
+    open_checkout = write_booking(firestore, start=start, createdAt=now - timedelta(minutes=5))
+    times = {"startTime": start, "endTime": start + timedelta(hours=1)}
+    firestore.collection("virtualClasses").document(open_checkout.booking_id).update(
+        {f: times[f].astimezone(timezone(timedelta(hours=-3))).isoformat() for f in as_text}
+    )
+    later = write_booking(firestore, start=start + timedelta(minutes=30), createdAt=now)
+
+    assert deliver(client, payment(later.preference_id)) == 200
+
+    assert state(firestore, later.booking_id) == ("pending", "slot_taken")
     assert live_events(sandbox) == []
 
 

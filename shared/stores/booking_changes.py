@@ -145,9 +145,7 @@ def accept_reschedule(
     # The checkouts that overlap the new time, found before the transaction (which then
     # reads just those): a reschedule does not contend with every checkout in progress.
     checkouts = (
-        slots.overlapping_checkouts(client, bookings.BOOKINGS, booking_id, start, end)
-        if guard is not None
-        else []
+        slots.overlapping_checkouts(client, booking_id, start, end) if guard is not None else []
     )
 
     def body(transaction: Any) -> Decision:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-BOOKINGS = "virtualClasses"
+BOOKINGS = db.BOOKINGS
 USERS = "users"
 ACTIVITIES = "userActivities"
 
@@ -221,7 +221,7 @@ def claim_for_scheduling(
         start = intervals.parse_instant(seen_times[0])
         end = intervals.parse_instant(seen_times[1])
         if start is not None and end is not None and end > start:
-            checkouts = slots.overlapping_checkouts(_client(), BOOKINGS, booking_id, start, end)
+            checkouts = slots.overlapping_checkouts(_client(), booking_id, start, end)
 
     def body(transaction: Any) -> Claim:
         snapshot = ref.get(transaction=transaction)
@@ -427,4 +427,4 @@ def record_payment_status(booking_id: str, payment_fields: Mapping[str, Any]) ->
 
 def live_holds(hold_minutes: int, now: datetime) -> list[slots.Slot]:
     """The times checkouts in progress hold (pending bookings younger than the hold)."""
-    return slots.read_live_holds(_client(), BOOKINGS, hold_minutes, now)
+    return slots.read_live_holds(_client(), hold_minutes, now)

@@ -18,6 +18,10 @@ from shared.google import clients
 if TYPE_CHECKING:
     from google.cloud import firestore
 
+# The seed's collection of bookings: named here so that every store (shared.stores.slots
+# too, which shared.stores.bookings imports) reads the one name.
+BOOKINGS = "virtualClasses"
+
 
 def firestore_client() -> firestore.Client:
     """The instance's one Firestore client."""

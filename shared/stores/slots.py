@@ -212,10 +212,61 @@ def _claimed_of(snapshot: Any) -> Slot | None:
     return Slot(*times, "tentative", snapshot.id)
 
 
-def pending_query(bookings: Any) -> Any:
+def pending_overlapping(client: Any, start: datetime, end: datetime) -> list[Any]:
+    """Pending bookings whose time overlaps ``[start, end)``: the checkouts a booking for
+    that time must look at. Checkouts nobody paid stay pending for good, so this asks
+    Firestore for the overlap itself (index bookings_pending_overlapping) rather than
+    reading pending bookings up to some cap."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    return bookings.where(filter=FieldFilter("status", "==", "pending")).limit(1000)
+    query = (
+        client.collection(db.BOOKINGS)
+        .where(filter=FieldFilter("status", "==", "pending"))
+        .where(filter=FieldFilter("endTime", ">", start))
+        .where(filter=FieldFilter("startTime", "<", end))
+    )
+    found = _stream(query) + _with_text_times(client)
+    return [
+        s for s in found if (t := _times(s.to_dict() or {})) and intervals.overlaps(start, end, *t)
+    ]
+
+
+def pending_ending_after(client: Any, now: datetime) -> list[Any]:
+    """Pending bookings whose class has not ended: every checkout that may still hold
+    time (index bookings_scheduled_by_end's shape: status, then endTime)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = (
+        client.collection(db.BOOKINGS)
+        .where(filter=FieldFilter("status", "==", "pending"))
+        .where(filter=FieldFilter("endTime", ">", now))
+    )
+    found = _stream(query) + _with_text_times(client)
+    return [s for s in found if (t := _times(s.to_dict() or {})) and t[1] > now]
+
+
+def _with_text_times(client: Any) -> list[Any]:
+    """Pending bookings with a time written as a string (RFC 3339, which the booking page
+    may write): a range over timestamps never matches a string, so these are read apart,
+    all of them (a range over strings matches only strings), and filtered by the caller.
+    Usually none."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    queries = [
+        client.collection(db.BOOKINGS)
+        .where(filter=FieldFilter("status", "==", "pending"))
+        .where(filter=FieldFilter("endTime", ">=", "")),
+        client.collection(db.BOOKINGS)
+        .where(filter=FieldFilter("status", "==", "pending"))
+        .where(filter=FieldFilter("startTime", ">=", "")),
+    ]
+    found = {snapshot.id: snapshot for query in queries for snapshot in _stream(query)}
+    return list(found.values())
+
+
+def _stream(query: Any) -> list[Any]:
+    with db.firestore_errors("read the checkouts in progress"):
+        return list(query.stream(retry=db.firestore_read_retry(5.0), timeout=10.0))
 
 
 def live_holds(snapshots: Iterable[Any], now: datetime, hold_minutes: int) -> list[Any]:
@@ -257,20 +308,13 @@ class Guard:
 
 
 def overlapping_checkouts(
-    client: Any, bookings: str, booking_id: str, start: datetime, end: datetime
+    client: Any, booking_id: str, start: datetime, end: datetime
 ) -> list[Any]:
     """References of pending bookings whose time overlaps ``[start, end)``, read outside
     the transaction: the guard then reads just these inside it, so that payments for
     other times do not contend on every checkout in progress."""
-    query = pending_query(client.collection(bookings))
-    with db.firestore_errors("read the checkouts in progress"):
-        snapshots = list(query.stream(retry=db.firestore_read_retry(5.0), timeout=10.0))
-    found = []
-    for snapshot in snapshots:
-        times = _times(snapshot.to_dict() or {})
-        if snapshot.id != booking_id and times and intervals.overlaps(start, end, *times):
-            found.append(snapshot.reference)
-    return found
+    found = pending_overlapping(client, start, end)
+    return [snapshot.reference for snapshot in found if snapshot.id != booking_id]
 
 
 def guard(
@@ -332,12 +376,11 @@ def taken_message(taken: Taken) -> str:
     )
 
 
-def read_live_holds(client: Any, bookings: str, hold_minutes: int, now: datetime) -> list[Slot]:
+def read_live_holds(client: Any, hold_minutes: int, now: datetime) -> list[Slot]:
     """The time pending bookings hold: live checkouts (younger than the hold) and paid
-    bookings still being scheduled, each as a tentative slot."""
-    query = pending_query(client.collection(bookings))
-    with db.firestore_errors("read the checkouts in progress"):
-        snapshots = list(query.stream(retry=db.firestore_read_retry(5.0), timeout=10.0))
+    bookings still being scheduled, each as a tentative slot. Only classes that have not
+    ended are read: the booking page shows nothing earlier."""
+    snapshots = pending_ending_after(client, now)
     found = [slot for slot, _created in live_holds(snapshots, now, hold_minutes)]
     found.extend(slot for slot in (_claimed_of(s) for s in snapshots) if slot is not None)
     return found

@@ -95,6 +95,35 @@ def write_booking(
     return Booking(booking_id, preference_id, student_id, start, end)
 
 
+def write_abandoned_checkouts(firestore: Any, count: int) -> None:
+    """``count`` checkouts students opened and never paid, for classes that have ended:
+    still ``pending``, as the booking page leaves them. Their ids sort before any
+    ``write_booking`` id, so a query that reads pending bookings in id order up to a cap
+    meets them first."""
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    batch = firestore.batch()
+    for number in range(count):
+        start = now - timedelta(days=2, hours=number)
+        document = {
+            "bookedById": f"student-gone-{number}",
+            "preferenceId": f"162275027-gone-{number}",
+            "startTime": start,
+            "endTime": start + timedelta(hours=1),
+            "classType": "individual",
+            "maxParticipants": 1,
+            "classPrice": 15000,
+            "status": "pending",
+            "createdAt": start - timedelta(days=1),
+        }
+        batch.set(
+            firestore.collection(bookings.BOOKINGS).document(f"abandoned-{number:05d}"), document
+        )
+        if (number + 1) % 500 == 0:  # Firestore's limit of writes per batch
+            batch.commit()
+            batch = firestore.batch()
+    batch.commit()
+
+
 def payment(preference_id: str, status: str = "approved", **fields: Any) -> bytes:
     return json.dumps({"preferenceId": preference_id, "status": status, **fields}).encode()
 
